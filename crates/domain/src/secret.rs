@@ -1,0 +1,159 @@
+//! Secrets: random tokens, SHA-256 digests, argon2id password hashes and the sealing of
+//! upstream credentials with a key from configuration.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use sha2::{Digest, Sha256};
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Why a secret operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the operating system's random source failed")]
+    Random,
+    #[error("the encryption key must be 64 hex characters (32 bytes)")]
+    BadKey,
+    #[error("a sealed value could not be opened: wrong key or corrupted data")]
+    Open,
+    #[error("password hashing failed")]
+    Hash,
+}
+
+/// `n` bytes from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|_| SecretError::Random)?;
+    Ok(buf)
+}
+
+/// A random base62 string of `len` characters (≈5.95 bits each).
+pub fn random_token(len: usize) -> Result<String, SecretError> {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in random_bytes::<64>()? {
+            // Rejection sampling keeps every character equally likely.
+            if b < 248 && out.len() < len {
+                out.push(BASE62[usize::from(b % 62)] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A prefixed random identifier, e.g. `org_4fK2…` (16 base62 characters, ≈95 bits).
+pub fn new_id(prefix: &str) -> Result<String, SecretError> {
+    Ok(format!("{prefix}_{}", random_token(16)?))
+}
+
+/// Lowercase hex SHA-256 of `data`: how keys, tokens and sessions are stored.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string format).
+pub fn hash_password(password: &str) -> Result<String, SecretError> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()?).map_err(|_| SecretError::Hash)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| SecretError::Hash)
+}
+
+/// Whether `password` matches a stored argon2id hash.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// Seals and opens values (upstream credentials) with ChaCha20-Poly1305 under a
+/// 32-byte key from configuration. A sealed value is `v1:` + hex(nonce ‖ ciphertext).
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(…)")
+    }
+}
+
+impl Sealer {
+    /// A sealer from a 64-character hex key.
+    pub fn from_hex(key_hex: &str) -> Result<Sealer, SecretError> {
+        let key = unhex(key_hex.trim()).filter(|k| k.len() == 32).ok_or(SecretError::BadKey)?;
+        Ok(Sealer { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) })
+    }
+
+    /// A fresh random key, as hex.
+    pub fn generate_key_hex() -> Result<String, SecretError> {
+        Ok(hex(&random_bytes::<32>()?))
+    }
+
+    /// Encrypts `plain` under a random nonce.
+    pub fn seal(&self, plain: &[u8]) -> Result<String, SecretError> {
+        let nonce = random_bytes::<12>()?;
+        let sealed = self.cipher.encrypt(Nonce::from_slice(&nonce), plain).map_err(|_| SecretError::Open)?;
+        Ok(format!("v1:{}{}", hex(&nonce), hex(&sealed)))
+    }
+
+    /// Decrypts a value made by [`Sealer::seal`] with the same key.
+    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, SecretError> {
+        let bytes = sealed.strip_prefix("v1:").and_then(unhex).ok_or(SecretError::Open)?;
+        if bytes.len() < 12 {
+            return Err(SecretError::Open);
+        }
+        let (nonce, body) = bytes.split_at(12);
+        self.cipher.decrypt(Nonce::from_slice(nonce), body).map_err(|_| SecretError::Open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_base62() {
+        let a = random_token(32).unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(a, random_token(32).unwrap());
+    }
+
+    #[test]
+    fn passwords_round_trip() {
+        let hash = hash_password("correct horse 42").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse 42", &hash));
+        assert!(!verify_password("correct horse 43", &hash));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn sealing_round_trips_and_detects_the_wrong_key() {
+        let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
+        let sealed = sealer.seal(b"Bearer upstream-secret").unwrap();
+        assert!(!sealed.contains("upstream-secret"));
+        assert_eq!(sealer.open(&sealed).unwrap(), b"Bearer upstream-secret");
+        let other = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
+        assert!(other.open(&sealed).is_err());
+        assert!(Sealer::from_hex("abc").is_err());
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

@@ -1,0 +1,169 @@
+//! Connecting, migrating and the two pools.
+
+use crate::{Result, StoreError};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database. Reads go to `read`; every write goes to `write`. On SQLite `write` is a
+/// single connection, so writers queue in-process instead of failing with `SQLITE_BUSY`,
+/// and WAL lets readers run beside it. On PostgreSQL both are the same pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) read: AnyPool,
+    pub(crate) write: AnyPool,
+    backend: Backend,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The embedded migrations, in order. See `migrations/README.md`.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sqlite: include_str!("../migrations/0001_foundation.sql"),
+    postgres: include_str!("../migrations/0001_foundation.sql"),
+}];
+
+type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// Per-connection SQLite settings: WAL, foreign keys, a busy timeout for other processes
+/// (`tollgate admin` beside a running server).
+fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> ConnectFuture<'_> {
+    Box::pin(async move {
+        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+            .await?;
+        Ok(())
+    })
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_in_schema(url, None).await
+    }
+
+    /// Connects to PostgreSQL with every connection's `search_path` set to `schema`
+    /// (created if missing): isolated databases for tests. Ignored on SQLite.
+    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            )));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        match backend {
+            Backend::Sqlite => {
+                let pragmas = sqlite_pragmas;
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(pragmas)
+                    .connect_with(options.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(pragmas)
+                    .connect_with(options)
+                    .await?;
+                Ok(Store { read, write, backend })
+            }
+            Backend::Postgres => {
+                if let Some(schema) = schema {
+                    if !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(StoreError::Database(sqlx::Error::Configuration("bad schema name".into())));
+                    }
+                    let admin = AnyPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                    // A schema name cannot be bound; it was checked to be [A-Za-z0-9_] above.
+                    admin.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
+                    admin.close().await;
+                }
+                let search_path = schema.map(|s| format!("SET search_path TO {s}"));
+                let pool = AnyPoolOptions::new()
+                    .max_connections(20)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(move |conn, _| {
+                        let search_path = search_path.clone();
+                        Box::pin(async move {
+                            if let Some(sql) = search_path {
+                                conn.execute(sql.as_str()).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
+                Ok(Store { read: pool.clone(), write: pool, backend })
+            }
+        }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every embedded migration not yet applied. Returns how many ran.
+    pub async fn migrate(&self) -> Result<usize> {
+        self.write
+            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            .await?;
+        let mut applied = 0;
+        for m in MIGRATIONS {
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&self.write)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            let mut tx = self.write.begin().await?;
+            let fail = |e| StoreError::Migration(format!("{:04}_{}", m.version, m.name), e);
+            tx.execute(sql).await.map_err(fail)?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(tollgate_domain::time::now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            tracing::info!(migration.version = m.version, migration.name = m.name, "applied migration");
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}

@@ -1,0 +1,23 @@
+//! Tollgate's storage: one [`Store`] over SQLite (default) or PostgreSQL.
+//!
+//! Architecture invariant: SQL lives only in this crate, every value is bound (no SQL
+//! built from input), and the same queries run on both databases through sqlx's `Any`
+//! driver, using only portable types (TEXT, BIGINT). See docs/ARCHITECTURE.md.
+
+mod db;
+mod error;
+mod row;
+
+pub mod accounts;
+pub mod catalog;
+pub mod installs;
+pub mod ledger;
+pub mod orgs;
+pub mod testing;
+pub mod usage;
+
+pub use db::{Backend, Store};
+pub use error::StoreError;
+
+/// The result of a storage call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

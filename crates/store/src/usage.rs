@@ -1,0 +1,1 @@
+//! Usage records (written by the gateway).
