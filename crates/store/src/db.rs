@@ -95,7 +95,8 @@ impl Store {
                     admin.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
                     admin.close().await;
                 }
-                let search_path = schema.map(|s| format!("SET search_path TO {s}"));
+                // The application name lets tests find (and end) a schema's connections.
+                let search_path = schema.map(|s| format!("SET search_path TO {s}; SET application_name TO '{s}'"));
                 let pool = AnyPoolOptions::new()
                     .max_connections(20)
                     .acquire_timeout(Duration::from_secs(10))

@@ -236,9 +236,14 @@ fn checked_positive(amount: Nanos) -> Result<i64> {
     Ok(amount.0)
 }
 
-/// Inserts a transfer row and moves the money, inside the caller's transaction.
-/// A retry with the same idempotency key and the same content returns the original.
-pub(crate) async fn transfer_in(conn: &mut AnyConnection, t: &NewTransfer<'_>, hold_id: Option<&str>) -> Result<Transfer> {
+/// A transfer row just written, or the one its idempotency key already names.
+enum Inserted {
+    New(Transfer),
+    Existing(Transfer),
+}
+
+/// Writes a transfer row without moving money, inside the caller's transaction.
+async fn insert_transfer(conn: &mut AnyConnection, t: &NewTransfer<'_>, hold_id: Option<&str>) -> Result<Inserted> {
     let amount = checked_positive(t.amount)?;
     if t.debit_account_id == t.credit_account_id {
         return Err(StoreError::Conflict("a transfer needs two different accounts".into()));
@@ -263,29 +268,9 @@ pub(crate) async fn transfer_in(conn: &mut AnyConnection, t: &NewTransfer<'_>, h
     if inserted.rows_affected() == 0 {
         let sql = format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE idempotency_key = $1");
         let existing = transfer_from(&sqlx::query(&sql).bind(t.idempotency_key).fetch_one(&mut *conn).await?)?;
-        let same = existing.debit_account_id == t.debit_account_id
-            && existing.credit_account_id == t.credit_account_id
-            && existing.amount == t.amount;
-        return if same {
-            Ok(existing)
-        } else {
-            Err(StoreError::Conflict("idempotency key reused for a different transfer".into()))
-        };
+        return Ok(Inserted::Existing(existing));
     }
-    apply(
-        conn,
-        &mut [
-            Delta {
-                account_id: t.debit_account_id,
-                balance: -amount,
-                pending: 0,
-                required: (!t.allow_overdraft).then_some(amount),
-            },
-            Delta { account_id: t.credit_account_id, balance: amount, pending: 0, required: None },
-        ],
-    )
-    .await?;
-    Ok(Transfer {
+    Ok(Inserted::New(Transfer {
         id,
         idempotency_key: t.idempotency_key.to_string(),
         debit_account_id: t.debit_account_id.to_string(),
@@ -295,7 +280,41 @@ pub(crate) async fn transfer_in(conn: &mut AnyConnection, t: &NewTransfer<'_>, h
         memo: t.memo.to_string(),
         hold_id: hold_id.map(str::to_string),
         created_at: now,
-    })
+    }))
+}
+
+/// Inserts a transfer row and moves the money, inside the caller's transaction.
+/// A retry with the same idempotency key and the same content returns the original.
+pub(crate) async fn transfer_in(conn: &mut AnyConnection, t: &NewTransfer<'_>, hold_id: Option<&str>) -> Result<Transfer> {
+    match insert_transfer(conn, t, hold_id).await? {
+        Inserted::Existing(existing) => {
+            let same = existing.debit_account_id == t.debit_account_id
+                && existing.credit_account_id == t.credit_account_id
+                && existing.amount == t.amount;
+            if same {
+                Ok(existing)
+            } else {
+                Err(StoreError::Conflict("idempotency key reused for a different transfer".into()))
+            }
+        }
+        Inserted::New(transfer) => {
+            let amount = transfer.amount.0;
+            apply(
+                conn,
+                &mut [
+                    Delta {
+                        account_id: t.debit_account_id,
+                        balance: -amount,
+                        pending: 0,
+                        required: (!t.allow_overdraft).then_some(amount),
+                    },
+                    Delta { account_id: t.credit_account_id, balance: amount, pending: 0, required: None },
+                ],
+            )
+            .await?;
+            Ok(transfer)
+        }
+    }
 }
 
 /// Gets or creates the account of `kind` for `owner_id` inside the caller's transaction.
@@ -316,6 +335,14 @@ pub(crate) async fn account_in(conn: &mut AnyConnection, kind: AccountKind, owne
         .fetch_one(&mut *conn)
         .await?;
     account_from(&row)
+}
+
+/// A hold by id, read on the caller's connection. A call that already holds a
+/// transaction must not ask the pool for a second connection: on PostgreSQL, enough
+/// concurrent callers doing so exhaust the pool and wait on each other until it times out.
+async fn hold_in(conn: &mut AnyConnection, hold_id: &str) -> Result<Hold> {
+    let sql = format!("SELECT {HOLD_COLUMNS} FROM ledger_holds WHERE id = $1");
+    hold_from(&sqlx::query(&sql).bind(hold_id).fetch_one(&mut *conn).await?)
 }
 
 /// The owner id of the platform's single accounts (revenue, external sources).
@@ -396,7 +423,8 @@ impl Store {
     /// Posts a pending hold: releases its reservation and moves each `(credit account,
     /// amount)` of `splits` from the held account, exactly once. The total may differ from
     /// the amount held (less: the rest is released; more: the bounded overrun of a call).
-    /// Zero splits are skipped. Transfer keys are the hold's key + `:post:{i}`.
+    /// Zero splits are skipped. Transfer keys are the hold's key + `:post:{i}`; if one of
+    /// them already names a transfer, nothing happens and the post is a conflict.
     pub async fn post_hold(&self, hold_id: &str, splits: &[(&str, Nanos, &str)]) -> Result<Resolution> {
         let total = splits.iter().try_fold(Nanos::ZERO, |sum, (_, amount, _)| {
             if amount.0 < 0 { None } else { sum.checked_add(*amount) }
@@ -404,11 +432,13 @@ impl Store {
         let total = total.ok_or_else(|| StoreError::Conflict("split amounts must be non-negative".into()))?;
         let mut tx = self.write.begin().await?;
         let Some(hold) = self.claim_hold(&mut tx, hold_id, "posted", total).await? else {
-            let hold = self.hold(hold_id).await?;
-            return Ok(Resolution::AlreadyResolved(hold.state));
+            return Ok(Resolution::AlreadyResolved(hold_in(&mut tx, hold_id).await?.state));
         };
-        apply(&mut tx, &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }])
-            .await?;
+        // Every account row changes in one `apply`, so in the lock order; updating the held
+        // account first and then each split's pair would lock in split order and deadlock
+        // against concurrent posts and transfers on PostgreSQL.
+        let mut deltas =
+            vec![Delta { account_id: &hold.account_id, balance: -total.0, pending: -hold.amount.0, required: None }];
         for (i, (credit, amount, kind)) in splits.iter().enumerate() {
             if amount.0 == 0 {
                 continue;
@@ -423,8 +453,12 @@ impl Store {
                 memo: "",
                 allow_overdraft: true,
             };
-            transfer_in(&mut tx, &transfer, Some(&hold.id)).await?;
+            if let Inserted::Existing(_) = insert_transfer(&mut tx, &transfer, Some(&hold.id)).await? {
+                return Err(StoreError::Conflict(format!("idempotency key {key} is already used")));
+            }
+            deltas.push(Delta { account_id: credit, balance: amount.0, pending: 0, required: None });
         }
+        apply(&mut tx, &mut deltas).await?;
         tx.commit().await?;
         Ok(Resolution::Done)
     }
@@ -437,8 +471,7 @@ impl Store {
     async fn release_hold(&self, hold_id: &str, state: &str) -> Result<Resolution> {
         let mut tx = self.write.begin().await?;
         let Some(hold) = self.claim_hold(&mut tx, hold_id, state, Nanos::ZERO).await? else {
-            let hold = self.hold(hold_id).await?;
-            return Ok(Resolution::AlreadyResolved(hold.state));
+            return Ok(Resolution::AlreadyResolved(hold_in(&mut tx, hold_id).await?.state));
         };
         apply(&mut tx, &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }])
             .await?;
@@ -460,8 +493,7 @@ impl Store {
         if claimed.rows_affected() == 0 {
             return Ok(None);
         }
-        let sql = format!("SELECT {HOLD_COLUMNS} FROM ledger_holds WHERE id = $1");
-        Ok(Some(hold_from(&sqlx::query(&sql).bind(hold_id).fetch_one(&mut *conn).await?)?))
+        Ok(Some(hold_in(conn, hold_id).await?))
     }
 
     /// Expires every pending hold whose time has passed; returns how many.

@@ -63,6 +63,12 @@ impl Drop for TestStore {
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
                 rt.block_on(async move {
                     if let Ok(store) = Store::connect(&url).await {
+                        // The test's own pool may still hold connections (even in a transaction
+                        // whose rollback waits on the blocked test runtime): end them first.
+                        let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+                            .bind(&schema)
+                            .execute(&store.write)
+                            .await;
                         let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&store.write).await;
                         store.close().await;
                     }

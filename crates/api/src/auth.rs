@@ -1,0 +1,149 @@
+//! Who is calling: a session cookie (with CSRF protection on mutations) or an account
+//! token (`Authorization: Bearer tg_usr_…`, with scopes); and in which org.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use tollgate_domain::catalog::{Role, Scope};
+use tollgate_domain::secret::sha256_hex;
+use tollgate_domain::time::now_ms;
+use tollgate_store::accounts::User;
+use tollgate_store::orgs::Org;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "tollgate_session";
+/// The header that picks the org a request acts on (default: the caller's personal org).
+pub const ORG_HEADER: &str = "x-tollgate-org";
+/// Account tokens start with this.
+pub const ACCOUNT_TOKEN_PREFIX: &str = "tg_usr_";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub user: User,
+    /// `None`: every scope (a session, or a token created without scopes).
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// The value of one cookie in a `Cookie` header.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Auth> {
+        let now = now_ms();
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
+            if !token.starts_with(ACCOUNT_TOKEN_PREFIX) {
+                return Err(ApiError::Unauthorized(
+                    "the management API takes an account token (tg_usr_…) or a session; agent keys only work on agent endpoints".into(),
+                ));
+            }
+            let (record, user) = state
+                .store
+                .account_token_by_hash(&sha256_hex(token.as_bytes()), now)
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("this account token is invalid, expired or revoked".into()))?;
+            let scopes: Vec<Scope> = record.scopes.split_whitespace().filter_map(Scope::parse).collect();
+            return Ok(Auth { user, scopes: (!scopes.is_empty()).then_some(scopes) });
+        }
+        let session = cookie(&parts.headers, SESSION_COOKIE)
+            .ok_or_else(|| ApiError::Unauthorized("log in or send an account token".into()))?;
+        let (user, csrf) = state
+            .store
+            .session(&sha256_hex(session.as_bytes()), now)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("your session has ended; log in again".into()))?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+        if !safe && !sent.is_some_and(|s| constant_time_eq(s.as_bytes(), csrf.as_bytes())) {
+            return Err(ApiError::Forbidden("missing or wrong X-CSRF-Token header".into()));
+        }
+        Ok(Auth { user, scopes: None })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Auth {
+    /// Refuses a token that lacks `scope` (403).
+    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        match &self.scopes {
+            Some(scopes) if !scopes.contains(&scope) => {
+                Err(ApiError::Forbidden(format!("this account token lacks the {} scope", scope.as_str())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses everyone but operators (403).
+    pub fn require_operator(&self) -> ApiResult<()> {
+        if self.user.is_operator { Ok(()) } else { Err(ApiError::Forbidden("only operators may do this".into())) }
+    }
+}
+
+/// An authenticated caller acting in one org they belong to.
+#[derive(Debug, Clone)]
+pub struct OrgCtx {
+    pub auth: Auth,
+    pub org: Org,
+    pub role: Role,
+}
+
+impl FromRequestParts<AppState> for OrgCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<OrgCtx> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        let org_id = match parts.headers.get(ORG_HEADER) {
+            Some(v) => v.to_str().map_err(|_| ApiError::NotFound("organization"))?.to_string(),
+            None => auth.user.personal_org_id.clone(),
+        };
+        org_ctx(state, auth, &org_id).await
+    }
+}
+
+/// The caller in `org_id`; a non-member gets 404, as if the org did not exist.
+pub(crate) async fn org_ctx(state: &AppState, auth: Auth, org_id: &str) -> ApiResult<OrgCtx> {
+    let role = state.store.membership(org_id, &auth.user.id).await?.ok_or(ApiError::NotFound("organization"))?;
+    let org = state.store.org(org_id).await?;
+    Ok(OrgCtx { auth, org, role })
+}
+
+impl OrgCtx {
+    /// Refuses viewers (403).
+    pub fn require_write(&self) -> ApiResult<()> {
+        if self.role.can_write() { Ok(()) } else { Err(ApiError::Forbidden("viewers cannot change anything in this organization".into())) }
+    }
+
+    /// Refuses all but owners and admins (403).
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.role.can_admin() { Ok(()) } else { Err(ApiError::Forbidden("this needs the owner or admin role".into())) }
+    }
+}
+
+/// The client's IP address as the listener saw it (empty in in-process tests).
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
+        let addr = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddr(addr.map(|a| a.0.ip().to_string()).unwrap_or_default()))
+    }
+}

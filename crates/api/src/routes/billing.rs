@@ -1,0 +1,230 @@
+//! Balance, transaction history, budget, auto-recharge and operator grants.
+
+use crate::auth::{Auth, OrgCtx};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::views::{usd, ErrorBody};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tollgate_domain::catalog::Scope;
+use tollgate_domain::secret::random_token;
+use tollgate_domain::time::{now_ms, rfc3339, utc_month_start};
+use tollgate_domain::Nanos;
+use tollgate_store::ledger::{AccountKind, NewTransfer, Transfer, PLATFORM};
+use utoipa::ToSchema;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/billing/balance", get(balance))
+        .route("/billing/transactions", get(transactions))
+        .route("/billing/budget", put(set_budget))
+        .route("/billing/auto-recharge", put(set_auto_recharge))
+        .route("/admin/orgs/{org}/grants", post(admin_grant))
+}
+
+/// An org's credits.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceView {
+    /// Credits in USD, e.g. `"99.998200"`.
+    pub balance: String,
+    /// Balance minus open holds (calls in flight).
+    pub available: String,
+    pub pending: String,
+    pub currency: String,
+    /// Monthly spending limit, if set.
+    pub monthly_budget: Option<String>,
+    /// Spent on agents since the first of this month (UTC).
+    pub spent_this_month: String,
+    /// Auto-recharge settings, if set.
+    pub auto_recharge: Option<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/api/v1/billing/balance", tag = "billing",
+    params(("X-Tollgate-Org" = Option<String>, Header, description = "The org (default: your personal org)")),
+    responses((status = 200, body = BalanceView), (status = 401, body = ErrorBody)))]
+pub(crate) async fn balance(State(state): State<AppState>, c: OrgCtx) -> ApiResult<Json<BalanceView>> {
+    c.auth.require(Scope::BillingRead)?;
+    let account = state.store.ledger_account(AccountKind::OrgCredit, &c.org.id).await?;
+    let spent = state.store.spend_since(&account.id, utc_month_start(now_ms())).await?;
+    Ok(Json(BalanceView {
+        balance: usd(account.balance),
+        available: usd(account.available()),
+        pending: usd(account.pending),
+        currency: "USD".into(),
+        monthly_budget: c.org.monthly_budget.map(usd),
+        spent_this_month: usd(spent),
+        auto_recharge: c.org.auto_recharge.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+    }))
+}
+
+/// One line of the transaction history, from the org's point of view.
+#[derive(Serialize, ToSchema)]
+pub struct TransactionView {
+    pub id: String,
+    /// `signup_grant`, `grant`, `charge`, `platform_fee`, `payment`, …
+    pub kind: String,
+    /// Signed USD: positive adds credits, negative spends them.
+    pub amount: String,
+    pub memo: String,
+    pub created_at: String,
+}
+
+/// A page of transactions.
+#[derive(Serialize, ToSchema)]
+pub struct TransactionPage {
+    pub transactions: Vec<TransactionView>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+/// Paging.
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/billing/transactions", tag = "billing",
+    params(("page" = Option<i64>, Query, description = "From 1"), ("per_page" = Option<i64>, Query, description = "1–100, default 25")),
+    responses((status = 200, body = TransactionPage)))]
+pub(crate) async fn transactions(State(state): State<AppState>, c: OrgCtx, Query(q): Query<PageQuery>) -> ApiResult<Json<TransactionPage>> {
+    c.auth.require(Scope::BillingRead)?;
+    let page = q.page.unwrap_or(1);
+    let per_page = q.per_page.unwrap_or(25);
+    if page < 1 || !(1..=100).contains(&per_page) {
+        return Err(ApiError::invalid("page", "page starts at 1 and per_page is between 1 and 100"));
+    }
+    let account = state.store.ledger_account(AccountKind::OrgCredit, &c.org.id).await?;
+    let rows = state.store.account_transfers(&account.id, per_page, (page - 1) * per_page).await?;
+    let view = |t: &Transfer| TransactionView {
+        id: t.id.clone(),
+        kind: t.kind.clone(),
+        amount: usd(if t.debit_account_id == account.id { Nanos(-t.amount.0) } else { t.amount }),
+        memo: t.memo.clone(),
+        created_at: rfc3339(t.created_at),
+    };
+    Ok(Json(TransactionPage {
+        transactions: rows.iter().map(view).collect(),
+        page,
+        per_page,
+        total: state.store.count_account_transfers(&account.id).await?,
+    }))
+}
+
+fn parse_usd(field: &str, text: &str) -> ApiResult<Nanos> {
+    Nanos::parse_usd(text).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// A monthly spending limit in USD; null removes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetRequest {
+    pub monthly_limit: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/billing/budget", tag = "billing", request_body = BudgetRequest,
+    responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn set_budget(State(state): State<AppState>, c: OrgCtx, ApiJson(req): ApiJson<BudgetRequest>) -> ApiResult<Json<BalanceView>> {
+    c.auth.require(Scope::BillingWrite)?;
+    c.require_admin()?;
+    let limit = req.monthly_limit.as_deref().map(|t| parse_usd("monthly_limit", t)).transpose()?;
+    state.store.set_budget(&c.org.id, limit).await?;
+    let org = state.store.org(&c.org.id).await?;
+    balance(State(state), OrgCtx { org, ..c }).await
+}
+
+/// Auto-recharge: when available credits fall below `threshold`, buy `amount` with the
+/// org's card on file.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRechargeRequest {
+    pub enabled: bool,
+    /// USD, e.g. `"10.00"`.
+    pub threshold: String,
+    /// USD, at least `"5.00"`.
+    pub amount: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/billing/auto-recharge", tag = "billing", request_body = AutoRechargeRequest,
+    responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn set_auto_recharge(State(state): State<AppState>, c: OrgCtx, ApiJson(req): ApiJson<AutoRechargeRequest>) -> ApiResult<Json<BalanceView>> {
+    c.auth.require(Scope::BillingWrite)?;
+    c.require_admin()?;
+    let threshold = parse_usd("threshold", &req.threshold)?;
+    let amount = parse_usd("amount", &req.amount)?;
+    if amount < Nanos(5_000_000_000) {
+        return Err(ApiError::invalid("amount", "must be at least 5.00"));
+    }
+    let settings = serde_json::json!({"enabled": req.enabled, "threshold": usd(threshold), "amount": usd(amount)}).to_string();
+    state.store.set_auto_recharge(&c.org.id, Some(&settings)).await?;
+    let org = state.store.org(&c.org.id).await?;
+    balance(State(state), OrgCtx { org, ..c }).await
+}
+
+/// Adds `amount` of free credits to an org from the platform's grants account, once per
+/// `idempotency_key`. Shared by the operator API and `tollgate admin grant-credits`.
+pub async fn grant_credits(state: &AppState, org_id: &str, amount: Nanos, memo: &str, idempotency_key: &str) -> ApiResult<Transfer> {
+    if amount.0 <= 0 {
+        return Err(ApiError::invalid("amount", "must be more than 0"));
+    }
+    state.store.org(org_id).await.map_err(|_| ApiError::NotFound("organization"))?;
+    let credit = state.store.ledger_account(AccountKind::OrgCredit, org_id).await?;
+    let grants = state.store.ledger_account(AccountKind::Grants, PLATFORM).await?;
+    let transfer = state
+        .store
+        .transfer(&NewTransfer {
+            idempotency_key,
+            debit_account_id: &grants.id,
+            credit_account_id: &credit.id,
+            amount,
+            kind: "grant",
+            memo,
+            allow_overdraft: true,
+        })
+        .await?;
+    tracing::info!(org.id = %org_id, transfer.id = %transfer.id, "credits granted");
+    Ok(transfer)
+}
+
+/// An operator's grant.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// USD, e.g. `"25.00"`.
+    pub amount: String,
+    #[serde(default)]
+    pub memo: Option<String>,
+    /// Makes a retried grant harmless; a random one is used when absent.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orgs/{org}/grants", tag = "admin", request_body = GrantRequest,
+    responses((status = 201, body = TransactionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub(crate) async fn admin_grant(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+    ApiJson(req): ApiJson<GrantRequest>,
+) -> ApiResult<(StatusCode, Json<TransactionView>)> {
+    auth.require(Scope::BillingWrite)?;
+    auth.require_operator()?;
+    let amount = parse_usd("amount", &req.amount)?;
+    let key = match req.idempotency_key {
+        Some(k) if !k.is_empty() && k.len() <= 200 => format!("grant:{k}"),
+        Some(_) => return Err(ApiError::invalid("idempotency_key", "must be 1–200 characters")),
+        None => format!("grant:{}", random_token(24)?),
+    };
+    let memo = req.memo.unwrap_or_else(|| "Operator grant".into());
+    let t = grant_credits(&state, &org, amount, &memo, &key).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TransactionView { id: t.id, kind: t.kind, amount: usd(t.amount), memo: t.memo, created_at: rfc3339(t.created_at) }),
+    ))
+}

@@ -1,0 +1,158 @@
+//! The in-process test harness: the real router over a fresh store (SQLite, or a fresh
+//! PostgreSQL schema when `TOLLGATE_TEST_POSTGRES_URL` is set), driven with `oneshot`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tollgate_api::{ApiConfig, AppState};
+use tollgate_domain::secret::Sealer;
+use tollgate_store::testing::TestStore;
+use tower::ServiceExt;
+
+/// A running API over a fresh store.
+pub struct TestApp {
+    pub store: TestStore,
+    pub state: AppState,
+    router: Router,
+}
+
+/// Who makes a request.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// `Authorization: Bearer …`.
+    pub bearer: Option<String>,
+    /// The session cookie value.
+    pub session: Option<String>,
+    /// Sent as `X-CSRF-Token`.
+    pub csrf: Option<String>,
+    /// Sent as `X-Tollgate-Org`.
+    pub org: Option<String>,
+}
+
+/// A signed-up user with an all-scopes account token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub org_id: String,
+    pub token: String,
+    pub session: String,
+    pub csrf: String,
+}
+
+impl TestUser {
+    /// Calls with the user's account token.
+    pub fn caller(&self) -> Caller {
+        Caller { bearer: Some(self.token.clone()), ..Caller::default() }
+    }
+
+    /// Calls with the user's account token, acting in `org`.
+    pub fn in_org(&self, org: &str) -> Caller {
+        Caller { bearer: Some(self.token.clone()), org: Some(org.to_string()), ..Caller::default() }
+    }
+
+    /// Calls with the session cookie and CSRF token, as the browser does.
+    pub fn browser(&self) -> Caller {
+        Caller { session: Some(self.session.clone()), csrf: Some(self.csrf.clone()), ..Caller::default() }
+    }
+}
+
+/// A response, decoded.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        let store = TestStore::new().await.expect("test store");
+        let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
+        let state = AppState::new(store.store.clone(), ApiConfig::default(), sealer);
+        let router = tollgate_api::router(state.clone());
+        TestApp { store, state, router }
+    }
+
+    /// Sends a raw body.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        who: &Caller,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(b) = &who.bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {b}"));
+        }
+        if let Some(s) = &who.session {
+            req = req.header(header::COOKIE, format!("tollgate_session={s}"));
+        }
+        if let Some(c) = &who.csrf {
+            req = req.header("x-csrf-token", c);
+        }
+        if let Some(o) = &who.org {
+            req = req.header("x-tollgate-org", o);
+        }
+        let response = self.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply { status, body, headers }
+    }
+
+    /// Sends JSON (or nothing) as `who`.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>, who: &Caller) -> Reply {
+        match body {
+            Some(b) => self.raw(method, path, Some("application/json"), serde_json::to_vec(&b).unwrap(), who).await,
+            None => self.raw(method, path, None, Vec::new(), who).await,
+        }
+    }
+
+    pub async fn get(&self, path: &str, who: &Caller) -> Reply {
+        self.call(Method::GET, path, None, who).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, who: &Caller) -> Reply {
+        self.call(Method::POST, path, Some(body), who).await
+    }
+
+    /// Signs up `email` and creates an all-scopes account token for it.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let r = self
+            .post(
+                "/api/v1/auth/signup",
+                json!({"email": email, "password": "correct horse 42", "name": email.split('@').next().unwrap()}),
+                &Caller::default(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let cookie = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        let session = cookie.split(';').next().unwrap().trim_start_matches("tollgate_session=").to_string();
+        let csrf = r.body["csrf_token"].as_str().unwrap().to_string();
+        let browser = Caller { session: Some(session.clone()), csrf: Some(csrf.clone()), ..Caller::default() };
+        let t = self.post("/api/v1/tokens", json!({"name": "tests"}), &browser).await;
+        assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
+        TestUser {
+            id: r.body["user"]["id"].as_str().unwrap().into(),
+            email: email.into(),
+            org_id: r.body["org"]["id"].as_str().unwrap().into(),
+            token: t.body["token"].as_str().unwrap().into(),
+            session,
+            csrf,
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Configuration, layered: defaults → `tollgate.toml` → `TOLLGATE_*` environment → flags.
+//! Every key is documented here and in docs/OPERATIONS.md.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Tollgate's configuration. In `tollgate.toml` keys are written as below; in the
+/// environment as `TOLLGATE_` + the key in upper case (`TOLLGATE_DATABASE_URL`); as flags
+/// with dashes (`--database-url`). Secrets may come from a file: `TOLLGATE_<KEY>_FILE`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Directory for the SQLite database and generated secrets. Default `./tollgate-data`.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`. Default: `tollgate.db` inside `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Redis for shared rate-limit counters and key revocation across replicas (optional).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// The URL people reach this instance at (links, code snippets). Default `http://<listen>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// 64 hex characters: the key that seals upstream credentials at rest. Default: generated
+    /// once into `data_dir/encryption.key`. Every replica must share the same key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
+    /// Credits each new account gets, in USD. Default `100`.
+    pub signup_grant_usd: String,
+    /// The platform's share of each charge in basis points (2000 = 20%). Default 2000.
+    pub platform_fee_bps: i64,
+    /// Mark session cookies `Secure` (set when served over HTTPS). Default false.
+    pub cookie_secure: bool,
+    /// Default gateway rate limit per member per agent per minute (0 = unlimited). Default 60.
+    pub rate_limit_minute: u64,
+    /// … per hour. Default 1000.
+    pub rate_limit_hour: u64,
+    /// … per day. Default 10000.
+    pub rate_limit_day: u64,
+    /// `async` (group commit; a hard crash may leave the last ≤10 ms of calls uncharged)
+    /// or `sync` (a call's charge is committed before its last byte is released).
+    pub billing_durability: String,
+    /// Log filter, e.g. `info` or `tollgate=debug`. Default `info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./tollgate-data"),
+            database_url: None,
+            redis_url: None,
+            public_url: None,
+            encryption_key: None,
+            signup_grant_usd: "100".into(),
+            platform_fee_bps: 2000,
+            cookie_secure: false,
+            rate_limit_minute: 60,
+            rate_limit_hour: 1000,
+            rate_limit_day: 10_000,
+            billing_durability: "async".into(),
+            log: "info".into(),
+        }
+    }
+}
+
+/// Every key, as written in `tollgate.toml`.
+pub const KEYS: &[&str] = &[
+    "listen", "data_dir", "database_url", "redis_url", "public_url", "encryption_key", "signup_grant_usd",
+    "platform_fee_bps", "cookie_secure", "rate_limit_minute", "rate_limit_hour", "rate_limit_day",
+    "billing_durability", "log",
+];
+
+/// Keys whose values are never printed.
+const SECRET_KEYS: &[&str] = &["encryption_key", "database_url", "redis_url"];
+
+/// Environment variables that are not configuration keys but are allowed.
+const OTHER_ENV: &[&str] = &["TOLLGATE_CONFIG"];
+
+impl Config {
+    /// Sets one key from text (an environment variable or a flag).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let num = |v: &str| v.parse::<u64>().with_context(|| format!("{key} must be a whole number, not {v:?}"));
+        match key {
+            "listen" => self.listen = value.into(),
+            "data_dir" => self.data_dir = value.into(),
+            "database_url" => self.database_url = Some(value.into()),
+            "redis_url" => self.redis_url = Some(value.into()),
+            "public_url" => self.public_url = Some(value.into()),
+            "encryption_key" => self.encryption_key = Some(value.into()),
+            "signup_grant_usd" => self.signup_grant_usd = value.into(),
+            "platform_fee_bps" => self.platform_fee_bps = num(value)? as i64,
+            "cookie_secure" => {
+                self.cookie_secure = match value {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => bail!("cookie_secure must be true or false, not {value:?}"),
+                }
+            }
+            "rate_limit_minute" => self.rate_limit_minute = num(value)?,
+            "rate_limit_hour" => self.rate_limit_hour = num(value)?,
+            "rate_limit_day" => self.rate_limit_day = num(value)?,
+            "billing_durability" => self.billing_durability = value.into(),
+            "log" => self.log = value.into(),
+            _ => bail!("unknown configuration key {key:?}"),
+        }
+        Ok(())
+    }
+
+    /// Loads the layers: defaults, then `file` (or `./tollgate.toml` if present), then the
+    /// environment, then `flags` (key, value) in order. Returns warnings to log.
+    pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &[(&str, String)]) -> Result<(Config, Vec<String>)> {
+        let mut warnings = Vec::new();
+        let env_file = env.iter().find(|(k, _)| k == "TOLLGATE_CONFIG").map(|(_, v)| PathBuf::from(v));
+        let path = file.map(Path::to_path_buf).or(env_file);
+        let mut config = match &path {
+            Some(p) => Self::from_file(p)?,
+            None if Path::new("tollgate.toml").exists() => Self::from_file(Path::new("tollgate.toml"))?,
+            None => Config::default(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("TOLLGATE_") else { continue };
+            if OTHER_ENV.contains(&name.as_str()) || rest.starts_with("TEST_") {
+                continue;
+            }
+            let lower = rest.to_ascii_lowercase();
+            if let Some(key) = lower.strip_suffix("_file").filter(|k| KEYS.contains(k)) {
+                let secret = std::fs::read_to_string(value).with_context(|| format!("reading {name}={value}"))?;
+                config.set(key, secret.trim())?;
+            } else if KEYS.contains(&lower.as_str()) {
+                config.set(&lower, value).with_context(|| format!("in {name}"))?;
+            } else {
+                warnings.push(format!("ignoring unknown environment variable {name}"));
+            }
+        }
+        for (key, value) in flags {
+            config.set(key, value).with_context(|| format!("in --{}", key.replace('_', "-")))?;
+        }
+        config.check()?;
+        Ok((config, warnings))
+    }
+
+    fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    fn check(&self) -> Result<()> {
+        if !["async", "sync"].contains(&self.billing_durability.as_str()) {
+            bail!("billing_durability must be \"async\" or \"sync\", not {:?}", self.billing_durability);
+        }
+        if !(0..=10_000).contains(&self.platform_fee_bps) {
+            bail!("platform_fee_bps must be between 0 and 10000");
+        }
+        tollgate_domain::Nanos::parse_usd(&self.signup_grant_usd).map_err(|e| anyhow::anyhow!("signup_grant_usd {e}"))?;
+        Ok(())
+    }
+
+    /// The database URL: configured, or SQLite inside `data_dir`.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("tollgate.db").display()))
+    }
+
+    /// The configuration as TOML, secrets hidden.
+    pub fn redacted(&self) -> String {
+        let mut table = toml::Table::try_from(self.clone()).unwrap_or_default();
+        for key in SECRET_KEYS {
+            if table.contains_key(*key) {
+                table.insert((*key).into(), "<hidden>".into());
+            }
+        }
+        toml::to_string(&table).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("tollgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tollgate.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nrate_limit_minute = 5\nrate_limit_hour = 50\n").unwrap();
+        let env = vec![
+            ("TOLLGATE_RATE_LIMIT_HOUR".to_string(), "70".to_string()),
+            ("TOLLGATE_BOGUS".to_string(), "1".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let flags = vec![("rate_limit_day", "700".to_string())];
+        let (c, warnings) = Config::load(Some(&file), &env, &flags).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!((c.rate_limit_minute, c.rate_limit_hour, c.rate_limit_day), (5, 70, 700));
+        assert_eq!(warnings, vec!["ignoring unknown environment variable TOLLGATE_BOGUS".to_string()]);
+        std::fs::write(&file, "listne = \"typo\"\n").unwrap();
+        assert!(Config::load(Some(&file), &[], &[]).is_err());
+        let bad = vec![("TOLLGATE_RATE_LIMIT_DAY".to_string(), "lots".to_string())];
+        assert!(Config::load(None, &bad, &[]).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_hidden_and_every_key_is_settable() {
+        let mut c = Config::default();
+        for key in KEYS {
+            let value = match *key {
+                "cookie_secure" => "true",
+                k if k.starts_with("rate_limit") || k == "platform_fee_bps" => "7",
+                "billing_durability" => "sync",
+                _ => "value",
+            };
+            c.set(key, value).unwrap();
+        }
+        c.encryption_key = Some("deadbeef-secret".into());
+        let shown = c.redacted();
+        assert!(!shown.contains("deadbeef-secret"));
+        assert!(shown.contains("encryption_key = \"<hidden>\""));
+    }
+}

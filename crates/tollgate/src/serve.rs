@@ -1,0 +1,133 @@
+//! `tollgate serve`: one listener for the web UI, the API and the gateway.
+
+use crate::cli::{open_store, ServeArgs};
+use crate::config::Config;
+use anyhow::{anyhow, Context, Result};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tollgate_api::{ApiConfig, AppState};
+use tollgate_domain::secret::Sealer;
+use tollgate_domain::Nanos;
+use tollgate_store::Store;
+use tracing_subscriber::EnvFilter;
+
+/// The encryption key: configured, or generated once into `data_dir/encryption.key`.
+fn sealer(config: &Config) -> Result<Sealer> {
+    if let Some(key) = &config.encryption_key {
+        return Sealer::from_hex(key).map_err(|e| anyhow!("encryption_key: {e}"));
+    }
+    let path = config.data_dir.join("encryption.key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Sealer::from_hex(&key).map_err(|e| anyhow!("{}: {e}", path.display()));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let key = Sealer::generate_key_hex()?;
+    write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "generated a new encryption key; back it up, and give every replica the same key");
+    Sealer::from_hex(&key).map_err(|e| anyhow!("{e}"))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// The public URL: configured, or `http://<listen>`.
+pub fn public_url(config: &Config, bound: &str) -> String {
+    config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"))
+}
+
+/// The API's state for `config` over `store`.
+pub fn app_state(config: &Config, store: Store) -> Result<AppState> {
+    let api = ApiConfig {
+        signup_grant: Nanos::parse_usd(&config.signup_grant_usd).map_err(|e| anyhow!("signup_grant_usd {e}"))?,
+        cookie_secure: config.cookie_secure,
+        public_url: public_url(config, &config.listen),
+        platform_fee_bps: config.platform_fee_bps,
+    };
+    Ok(AppState::new(store, api, sealer(config)?))
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let config = args.load()?;
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let bound = listener.local_addr()?.to_string();
+    let config = Config { public_url: Some(public_url(&config, &bound)), ..config };
+    let (store, applied) = open_store(&config).await?;
+    if applied > 0 {
+        tracing::info!(migrations = applied, "database migrated");
+    }
+    let state = app_state(&config, store.clone())?;
+    if config.redis_url.is_some() {
+        tracing::warn!("redis_url is set but this build keeps rate-limit counters in memory; Redis is used by the gateway");
+    }
+    let shutdown = CancellationToken::new();
+    let app = tollgate_api::router(state.clone())
+        .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
+    let demo = if args.demo { crate::demo::seed(&state, &public_url(&config, &bound)).await? } else { Vec::new() };
+    let sweeper = tokio::spawn(sweep_holds(store.clone(), shutdown.clone()));
+    println!("listening on http://{bound}");
+    for line in demo {
+        println!("{line}");
+    }
+    let stop = shutdown.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            stop.cancel();
+        })
+        .await?;
+    shutdown.cancel();
+    let _ = sweeper.await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Expires holds whose time has passed, every few seconds.
+async fn sweep_holds(store: Store, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                match store.expire_holds(tollgate_domain::time::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(holds = n, "expired holds"),
+                    Err(e) => tracing::warn!(error = %e, "hold sweeper failed"),
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
