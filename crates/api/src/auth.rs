@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{HeaderMap, Method, header};
 use tollgate_domain::catalog::{Role, Scope};
 use tollgate_domain::secret::sha256_hex;
 use tollgate_domain::time::now_ms;
@@ -51,11 +51,10 @@ impl FromRequestParts<AppState> for Auth {
                     "the management API takes an account token (tg_usr_…) or a session; agent keys only work on agent endpoints".into(),
                 ));
             }
-            let (record, user) = state
-                .store
-                .account_token_by_hash(&sha256_hex(token.as_bytes()), now)
-                .await?
-                .ok_or_else(|| ApiError::Unauthorized("this account token is invalid, expired or revoked".into()))?;
+            let (record, user) =
+                state.store.account_token_by_hash(&sha256_hex(token.as_bytes()), now).await?.ok_or_else(|| {
+                    ApiError::Unauthorized("this account token is invalid, expired or revoked".into())
+                })?;
             let scopes: Vec<Scope> = record.scopes.split_whitespace().filter_map(Scope::parse).collect();
             return Ok(Auth { user, scopes: (!scopes.is_empty()).then_some(scopes) });
         }
@@ -127,12 +126,20 @@ pub(crate) async fn org_ctx(state: &AppState, auth: Auth, org_id: &str) -> ApiRe
 impl OrgCtx {
     /// Refuses viewers (403).
     pub fn require_write(&self) -> ApiResult<()> {
-        if self.role.can_write() { Ok(()) } else { Err(ApiError::Forbidden("viewers cannot change anything in this organization".into())) }
+        if self.role.can_write() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("viewers cannot change anything in this organization".into()))
+        }
     }
 
     /// Refuses all but owners and admins (403).
     pub fn require_admin(&self) -> ApiResult<()> {
-        if self.role.can_admin() { Ok(()) } else { Err(ApiError::Forbidden("this needs the owner or admin role".into())) }
+        if self.role.can_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs the owner or admin role".into()))
+        }
     }
 }
 

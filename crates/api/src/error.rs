@@ -1,6 +1,6 @@
 //! The one error envelope: `{"error": {"code": "snake_case", "message": "…"}}`.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tollgate_domain::Invalid;
 use tollgate_store::StoreError;
@@ -72,7 +72,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::NotFound("resource"),
-            StoreError::Conflict(what) => ApiError::Conflict("conflict", format!("this conflicts with existing data ({what})")),
+            StoreError::Conflict(what) => {
+                ApiError::Conflict("conflict", format!("this conflicts with existing data ({what})"))
+            }
             StoreError::Insufficient => ApiError::InsufficientCredits,
             other => ApiError::Internal(other.to_string()),
         }

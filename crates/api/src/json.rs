@@ -15,13 +15,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(JsonRejection::JsonSyntaxError(e)) => {
-                Err(ApiError::BadRequest("malformed_json", format!("the body is not valid JSON: {}", inner(&e.body_text()))))
-            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(
+                "malformed_json",
+                format!("the body is not valid JSON: {}", inner(&e.body_text())),
+            )),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::invalid("body", inner(&e.body_text()))),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::BadRequest("unsupported_media_type", "send the body as JSON with Content-Type: application/json".into()))
-            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json".into(),
+            )),
             Err(JsonRejection::BytesRejection(_)) => Err(ApiError::TooLarge),
             Err(other) => Err(ApiError::BadRequest("bad_request", other.body_text())),
         }

@@ -7,18 +7,49 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tollgate management API", description = "Accounts, teams, catalog, installations, keys and billing of a Tollgate instance. \
+    info(
+        title = "Tollgate management API",
+        description = "Accounts, teams, catalog, installations, keys and billing of a Tollgate instance. \
         Authenticate with the session cookie (plus X-CSRF-Token on mutations) or `Authorization: Bearer tg_usr_…`. \
-        Errors are `{\"error\": {\"code\", \"message\"}}`. Money is USD as decimal strings."),
+        Errors are `{\"error\": {\"code\", \"message\"}}`. Money is USD as decimal strings."
+    ),
     paths(
-        accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::update_me,
-        accounts::create_token, accounts::list_tokens, accounts::revoke_token,
-        orgs::list_orgs, orgs::create_org, orgs::get_org, orgs::rename_org, orgs::list_members, orgs::change_role,
-        orgs::remove_member, orgs::invite, orgs::list_invitations, orgs::revoke_invitation, orgs::my_invitations,
-        orgs::accept_invitation, orgs::notifications, orgs::mark_read,
-        installs::install, installs::list_installations, installs::get_installation, installs::update_installation,
-        installs::uninstall, installs::create_key, installs::list_keys, installs::update_key, installs::revoke_key,
-        billing::balance, billing::transactions, billing::set_budget, billing::set_auto_recharge, billing::admin_grant,
+        accounts::signup,
+        accounts::login,
+        accounts::logout,
+        accounts::me,
+        accounts::update_me,
+        accounts::create_token,
+        accounts::list_tokens,
+        accounts::revoke_token,
+        orgs::list_orgs,
+        orgs::create_org,
+        orgs::get_org,
+        orgs::rename_org,
+        orgs::list_members,
+        orgs::change_role,
+        orgs::remove_member,
+        orgs::invite,
+        orgs::list_invitations,
+        orgs::revoke_invitation,
+        orgs::my_invitations,
+        orgs::accept_invitation,
+        orgs::notifications,
+        orgs::mark_read,
+        installs::install,
+        installs::list_installations,
+        installs::get_installation,
+        installs::update_installation,
+        installs::uninstall,
+        installs::create_key,
+        installs::list_keys,
+        installs::update_key,
+        installs::revoke_key,
+        billing::balance,
+        billing::transactions,
+        billing::set_budget,
+        billing::set_auto_recharge,
+        billing::admin_grant,
     ),
     components(schemas(crate::views::ErrorBody))
 )]

@@ -2,8 +2,8 @@
 
 use crate::throttle::LoginThrottle;
 use std::sync::Arc;
-use tollgate_domain::secret::Sealer;
 use tollgate_domain::Nanos;
+use tollgate_domain::secret::Sealer;
 use tollgate_store::Store;
 
 /// The API's settings (a slice of the binary's configuration).

@@ -2,9 +2,9 @@
 //! decimal string, times are RFC 3339.
 
 use serde::Serialize;
+use tollgate_domain::Nanos;
 use tollgate_domain::catalog::Role;
 use tollgate_domain::time::rfc3339;
-use tollgate_domain::Nanos;
 use tollgate_store::accounts::{AccountToken, User};
 use tollgate_store::installs::{ApiKey, DailyLimits, Installation};
 use tollgate_store::orgs::{Invitation, Member, Notification, Org};
@@ -282,7 +282,12 @@ pub struct LimitsView {
 
 impl From<DailyLimits> for LimitsView {
     fn from(l: DailyLimits) -> Self {
-        LimitsView { requests: l.requests, input_tokens: l.input_tokens, output_tokens: l.output_tokens, cache_tokens: l.cache_tokens }
+        LimitsView {
+            requests: l.requests,
+            input_tokens: l.input_tokens,
+            output_tokens: l.output_tokens,
+            cache_tokens: l.cache_tokens,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use common::{Caller, TestApp};
 use serde_json::json;
 
@@ -11,7 +11,11 @@ use serde_json::json;
 async fn signup_grants_credits_and_sets_a_safe_session_cookie() {
     let app = TestApp::new().await;
     let r = app
-        .post("/api/v1/auth/signup", json!({"email": "Ada@Example.com", "password": "correct horse 42", "name": "Ada"}), &Caller::default())
+        .post(
+            "/api/v1/auth/signup",
+            json!({"email": "Ada@Example.com", "password": "correct horse 42", "name": "Ada"}),
+            &Caller::default(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["user"]["email"], "ada@example.com");
@@ -21,7 +25,8 @@ async fn signup_grants_credits_and_sets_a_safe_session_cookie() {
         assert!(cookie.contains(part), "cookie {cookie} lacks {part}");
     }
     let session = cookie.split(';').next().unwrap().trim_start_matches("tollgate_session=").to_string();
-    let browser = Caller { session: Some(session), csrf: r.body["csrf_token"].as_str().map(String::from), ..Caller::default() };
+    let browser =
+        Caller { session: Some(session), csrf: r.body["csrf_token"].as_str().map(String::from), ..Caller::default() };
     let balance = app.get("/api/v1/billing/balance", &browser).await;
     assert_eq!(balance.status, StatusCode::OK);
     assert_eq!(balance.body["balance"], "100.000000");
@@ -37,11 +42,31 @@ async fn bad_signups_are_refused_and_write_nothing() {
     let app = TestApp::new().await;
     let anon = Caller::default();
     let cases = [
-        (json!({"email": "not-an-email", "password": "correct horse 42", "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, "email"),
-        (json!({"email": "a@example.com", "password": "short", "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, "password"),
-        (json!({"email": "a@example.com", "password": "alllowercaseletters", "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, "password"),
-        (json!({"email": "a@example.com", "password": "correct horse 42", "name": "  "}), StatusCode::UNPROCESSABLE_ENTITY, "name"),
-        (json!({"email": "a@example.com", "password": "correct horse 42", "name": "A", "admin": true}), StatusCode::UNPROCESSABLE_ENTITY, "body"),
+        (
+            json!({"email": "not-an-email", "password": "correct horse 42", "name": "A"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "name": "A"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "alllowercaseletters", "name": "A"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse 42", "name": "  "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse 42", "name": "A", "admin": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+        ),
         (json!({"email": "a@example.com", "password": 42, "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, "body"),
     ];
     for (body, status, field) in cases {
@@ -51,17 +76,26 @@ async fn bad_signups_are_refused_and_write_nothing() {
         assert_eq!(r.body["error"]["field"], field, "{body}");
         assert!(r.body["error"]["message"].as_str().unwrap().len() > 10);
     }
-    let malformed = app.raw(Method::POST, "/api/v1/auth/signup", Some("application/json"), b"{\"email\": ".to_vec(), &anon).await;
+    let malformed =
+        app.raw(Method::POST, "/api/v1/auth/signup", Some("application/json"), b"{\"email\": ".to_vec(), &anon).await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.body["error"]["code"], "malformed_json");
-    let huge = app.raw(Method::POST, "/api/v1/auth/signup", Some("application/json"), vec![b' '; 1024 * 1024 + 10], &anon).await;
+    let huge = app
+        .raw(Method::POST, "/api/v1/auth/signup", Some("application/json"), vec![b' '; 1024 * 1024 + 10], &anon)
+        .await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
     let no_type = app.raw(Method::POST, "/api/v1/auth/signup", None, b"{}".to_vec(), &anon).await;
     assert_eq!(no_type.status, StatusCode::BAD_REQUEST);
     // Nothing was written: the address is still free.
     assert!(app.store.user_by_email("a@example.com").await.unwrap().is_none());
     app.user("a@example.com").await;
-    let again = app.post("/api/v1/auth/signup", json!({"email": "A@example.com", "password": "correct horse 42", "name": "A"}), &anon).await;
+    let again = app
+        .post(
+            "/api/v1/auth/signup",
+            json!({"email": "A@example.com", "password": "correct horse 42", "name": "A"}),
+            &anon,
+        )
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.body["error"]["code"], "email_taken");
 }
@@ -71,12 +105,15 @@ async fn login_logout_and_csrf() {
     let app = TestApp::new().await;
     let user = app.user("bo@example.com").await;
     let anon = Caller::default();
-    let wrong = app.post("/api/v1/auth/login", json!({"email": "bo@example.com", "password": "nope nope 42"}), &anon).await;
+    let wrong =
+        app.post("/api/v1/auth/login", json!({"email": "bo@example.com", "password": "nope nope 42"}), &anon).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let unknown = app.post("/api/v1/auth/login", json!({"email": "nobody@example.com", "password": "nope nope 42"}), &anon).await;
+    let unknown =
+        app.post("/api/v1/auth/login", json!({"email": "nobody@example.com", "password": "nope nope 42"}), &anon).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body["error"]["message"], unknown.body["error"]["message"]);
-    let ok = app.post("/api/v1/auth/login", json!({"email": "BO@example.com", "password": "correct horse 42"}), &anon).await;
+    let ok =
+        app.post("/api/v1/auth/login", json!({"email": "BO@example.com", "password": "correct horse 42"}), &anon).await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
 
     // A cookie-authenticated mutation needs the CSRF token; reads do not.
@@ -105,10 +142,13 @@ async fn login_is_throttled_after_repeated_failures() {
     app.user("cy@example.com").await;
     let anon = Caller::default();
     for _ in 0..5 {
-        let r = app.post("/api/v1/auth/login", json!({"email": "cy@example.com", "password": "guess guess 1"}), &anon).await;
+        let r = app
+            .post("/api/v1/auth/login", json!({"email": "cy@example.com", "password": "guess guess 1"}), &anon)
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = app.post("/api/v1/auth/login", json!({"email": "cy@example.com", "password": "correct horse 42"}), &anon).await;
+    let r =
+        app.post("/api/v1/auth/login", json!({"email": "cy@example.com", "password": "correct horse 42"}), &anon).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = r.headers.get(header::RETRY_AFTER).unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry));
@@ -125,9 +165,14 @@ async fn account_tokens_scopes_expiry_limit_and_revocation() {
         json!({"name": ""}),
     ];
     for body in bad {
-        assert_eq!(app.post("/api/v1/tokens", body.clone(), &me).await.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            app.post("/api/v1/tokens", body.clone(), &me).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
     }
-    let scoped = app.post("/api/v1/tokens", json!({"name": "ci", "scopes": ["usage:read"], "expires_in_days": 30}), &me).await;
+    let scoped =
+        app.post("/api/v1/tokens", json!({"name": "ci", "scopes": ["usage:read"], "expires_in_days": 30}), &me).await;
     assert_eq!(scoped.status, StatusCode::CREATED, "{:?}", scoped.body);
     let secret = scoped.body["token"].as_str().unwrap().to_string();
     assert!(secret.starts_with("tg_usr_"));
@@ -137,7 +182,9 @@ async fn account_tokens_scopes_expiry_limit_and_revocation() {
     let denied = app.get("/api/v1/billing/balance", &scoped_caller).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert!(denied.body["error"]["message"].as_str().unwrap().contains("billing:read"));
-    let escalate = app.post("/api/v1/tokens", json!({"name": "more", "scopes": ["usage:read", "billing:write"]}), &scoped_caller).await;
+    let escalate = app
+        .post("/api/v1/tokens", json!({"name": "more", "scopes": ["usage:read", "billing:write"]}), &scoped_caller)
+        .await;
     assert_eq!(escalate.status, StatusCode::FORBIDDEN);
 
     // The secret is stored only as a hash.
@@ -154,7 +201,10 @@ async fn account_tokens_scopes_expiry_limit_and_revocation() {
     assert_eq!(eleventh.body["error"]["code"], "too_many_tokens");
 
     let id = scoped.body["id"].as_str().unwrap();
-    assert_eq!(app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, &me).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, &me).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.get("/api/v1/me", &scoped_caller).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(app.post("/api/v1/tokens", json!({"name": "room again"}), &me).await.status, StatusCode::CREATED);
 
@@ -168,7 +218,9 @@ async fn account_tokens_scopes_expiry_limit_and_revocation() {
 async fn profile_updates_are_validated() {
     let app = TestApp::new().await;
     let user = app.user("ed@example.com").await;
-    let r = app.call(Method::PATCH, "/api/v1/me", Some(json!({"theme": "dark", "email_notifications": false})), &user.caller()).await;
+    let r = app
+        .call(Method::PATCH, "/api/v1/me", Some(json!({"theme": "dark", "email_notifications": false})), &user.caller())
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["theme"], "dark");
     assert_eq!(r.body["email_notifications"], false);

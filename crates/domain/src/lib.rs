@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod money;
 pub mod pricing;
+pub mod publish;
 pub mod secret;
 pub mod time;
 pub mod trust;

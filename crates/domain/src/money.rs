@@ -56,11 +56,7 @@ impl Nanos {
         for (i, digit) in frac.bytes().enumerate() {
             frac_nanos += i64::from(digit - b'0') * 10i64.pow(8 - i as u32);
         }
-        whole
-            .checked_mul(NANOS_PER_USD)
-            .and_then(|n| n.checked_add(frac_nanos))
-            .map(Nanos)
-            .ok_or(MoneyError::TooLarge)
+        whole.checked_mul(NANOS_PER_USD).and_then(|n| n.checked_add(frac_nanos)).map(Nanos).ok_or(MoneyError::TooLarge)
     }
 
     /// Checked addition.
@@ -80,7 +76,7 @@ impl Nanos {
         let abs = self.0.unsigned_abs();
         let whole = abs / NANOS_PER_USD as u64;
         let frac = abs % NANOS_PER_USD as u64;
-        if frac % 1000 == 0 {
+        if frac.is_multiple_of(1000) {
             format!("{sign}{whole}.{:06}", frac / 1000)
         } else {
             format!("{sign}{whole}.{frac:09}")
@@ -104,15 +100,12 @@ pub fn mul_div_round_half_up(value: i64, numerator: i64, denominator: i64) -> Op
     let den = i128::from(denominator);
     let (q, r) = (product / den, product % den);
     // Half-up: away from zero when the remainder is at least half the divisor.
-    let rounded = if 2 * r.abs() >= den.abs() {
-        if (product < 0) != (den < 0) { q - 1 } else { q + 1 }
-    } else {
-        q
-    };
+    let rounded = if 2 * r.abs() >= den.abs() { if (product < 0) != (den < 0) { q - 1 } else { q + 1 } } else { q };
     i64::try_from(rounded).ok()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

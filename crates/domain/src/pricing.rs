@@ -1,7 +1,7 @@
 //! Per-function pricing and the exact cost of one call.
 
-use crate::money::{mul_div_round_half_up, Nanos};
 use crate::Invalid;
+use crate::money::{Nanos, mul_div_round_half_up};
 use serde::{Deserialize, Serialize};
 
 /// How a function is priced. Prices per 1M tokens are nano-USD per 1M tokens.
@@ -66,9 +66,7 @@ impl Pricing {
     /// Parses the API form: `{model:"per_token", input_per_million:"2.00", …}` or
     /// `{model:"per_request", price:"0.005"}`, with USD decimal strings.
     pub fn parse(field: &str, value: &serde_json::Value) -> Result<Pricing, Invalid> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| Invalid::new(field, "must be an object with a \"model\""))?;
+        let obj = value.as_object().ok_or_else(|| Invalid::new(field, "must be an object with a \"model\""))?;
         let model = obj.get("model").and_then(|m| m.as_str()).unwrap_or_default();
         let usd = |key: &str, required: bool| -> Result<Nanos, Invalid> {
             let name = format!("{field}.{key}");
@@ -108,12 +106,15 @@ impl Pricing {
                 "output_per_million": output_per_million.to_usd_string(),
                 "cache_per_million": cache_per_million.to_usd_string(),
             }),
-            Pricing::PerRequest { price } => serde_json::json!({"model": "per_request", "price": price.to_usd_string()}),
+            Pricing::PerRequest { price } => {
+                serde_json::json!({"model": "per_request", "price": price.to_usd_string()})
+            }
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -5,10 +5,40 @@ use crate::Invalid;
 
 /// Top-level paths of the service that an agent slug must never shadow.
 pub const RESERVED_SLUGS: &[&str] = &[
-    "api", "static", "assets", "_examples", "examples", "healthz", "readyz", "metrics", ".well-known",
-    "well-known", "login", "logout", "signup", "store", "agents", "dashboard", "billing", "team",
-    "settings", "notifications", "publisher", "admin", "docs", "favicon.ico", "robots.txt", "ui",
-    "app", "auth", "oauth", "mcp", "a2a", "latest", "www", "tollgate",
+    "api",
+    "static",
+    "assets",
+    "_examples",
+    "examples",
+    "healthz",
+    "readyz",
+    "metrics",
+    ".well-known",
+    "well-known",
+    "login",
+    "logout",
+    "signup",
+    "store",
+    "agents",
+    "dashboard",
+    "billing",
+    "team",
+    "settings",
+    "notifications",
+    "publisher",
+    "admin",
+    "docs",
+    "favicon.ico",
+    "robots.txt",
+    "ui",
+    "app",
+    "auth",
+    "oauth",
+    "mcp",
+    "a2a",
+    "latest",
+    "www",
+    "tollgate",
 ];
 
 /// A lowercased email address of a plausible shape.
@@ -106,7 +136,10 @@ impl SemVer {
             s.split('.').all(|id| {
                 !id.is_empty()
                     && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !(numeric_no_zero && id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
+                    && !(numeric_no_zero
+                        && id.len() > 1
+                        && id.starts_with('0')
+                        && id.bytes().all(|b| b.is_ascii_digit()))
             })
         };
         if (rest.contains('-') && pre.is_empty()) || (raw.contains('+') && build.is_empty()) {
@@ -125,7 +158,13 @@ impl SemVer {
             }
             s.parse().map_err(|_| bad())
         };
-        Ok(SemVer { major: num(nums[0])?, minor: num(nums[1])?, patch: num(nums[2])?, pre: pre.into(), build: build.into() })
+        Ok(SemVer {
+            major: num(nums[0])?,
+            minor: num(nums[1])?,
+            patch: num(nums[2])?,
+            pre: pre.into(),
+            build: build.into(),
+        })
     }
 
     /// A key that sorts versions by precedence (release after its pre-releases);
@@ -153,6 +192,7 @@ pub fn upstream_url(field: &str, raw: &str) -> Result<String, Invalid> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -175,7 +215,9 @@ mod tests {
     #[test]
     fn slugs() {
         assert_eq!(slug("slug", "web-search-2").unwrap(), "web-search-2");
-        for bad in ["", "a", "Web", "web_search", "-web", "web-", "web--x", "2web", "api", "healthz", "_examples", "static"] {
+        for bad in
+            ["", "a", "Web", "web_search", "-web", "web-", "web--x", "2web", "api", "healthz", "_examples", "static"]
+        {
             assert!(slug("slug", bad).is_err(), "{bad}");
         }
     }

@@ -36,9 +36,7 @@ pub(crate) struct EchoServer {
 impl EchoServer {
     /// A server for one session.
     pub(crate) fn new() -> Self {
-        Self {
-            tool_router: Self::tool_router(),
-        }
+        Self { tool_router: Self::tool_router() }
     }
 }
 
@@ -51,11 +49,9 @@ impl EchoServer {
     }
 
     /// Counts down from `n`, one progress notification per step, then answers "liftoff".
-    #[tool(
-        description = "Count down from n (at most 20) to 1, one step every 100 ms. When the \
+    #[tool(description = "Count down from n (at most 20) to 1, one step every 100 ms. When the \
                        call carries a progressToken, each step is sent as a progress \
-                       notification before the result, \"liftoff\"."
-    )]
+                       notification before the result, \"liftoff\".")]
     async fn countdown(
         &self,
         Parameters(CountdownArgs { n }): Parameters<CountdownArgs>,
@@ -64,10 +60,7 @@ impl EchoServer {
         cancelled: CancellationToken,
     ) -> Result<String, ErrorData> {
         if n > MAX_COUNTDOWN {
-            return Err(ErrorData::invalid_params(
-                format!("n must be at most {MAX_COUNTDOWN}"),
-                None,
-            ));
+            return Err(ErrorData::invalid_params(format!("n must be at most {MAX_COUNTDOWN}"), None));
         }
         let token = meta.get_progress_token();
         for step in 1..=n {
@@ -81,9 +74,9 @@ impl EchoServer {
                 let progress = ProgressNotificationParam::new(token.clone(), f64::from(step))
                     .with_total(f64::from(n))
                     .with_message((n - step + 1).to_string());
-                peer.notify_progress(progress).await.map_err(|_| {
-                    ErrorData::internal_error("could not send a progress notification", None)
-                })?;
+                peer.notify_progress(progress)
+                    .await
+                    .map_err(|_| ErrorData::internal_error("could not send a progress notification", None))?;
             }
         }
         Ok("liftoff".to_owned())

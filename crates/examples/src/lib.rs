@@ -47,16 +47,8 @@ pub fn router() -> Router {
 pub fn router_with_shutdown(shutdown: CancellationToken) -> Router {
     Router::new()
         .merge(server_routes("echo", &shutdown, echo::EchoServer::new))
-        .merge(server_routes(
-            "word-count",
-            &shutdown,
-            word_count::WordCountServer::new,
-        ))
-        .merge(server_routes(
-            "usage-reporter",
-            &shutdown,
-            usage_reporter::UsageReporterServer::new,
-        ))
+        .merge(server_routes("word-count", &shutdown, word_count::WordCountServer::new))
+        .merge(server_routes("usage-reporter", &shutdown, usage_reporter::UsageReporterServer::new))
 }
 
 /// The `/{slug}/mcp` and `/{slug}/health` routes of one server; `new_server` builds the
@@ -70,9 +62,7 @@ where
         Arc::new(LocalSessionManager::default()),
         mcp_config(shutdown),
     );
-    Router::new()
-        .route_service(&format!("/{slug}/mcp"), mcp)
-        .route(&format!("/{slug}/health"), get(health))
+    Router::new().route_service(&format!("/{slug}/mcp"), mcp).route(&format!("/{slug}/health"), get(health))
 }
 
 /// Streamable HTTP settings shared by every example server.
@@ -82,9 +72,7 @@ where
 /// upstream's authority, i.e. whatever name the operator serves Tollgate under. The
 /// examples hold no secrets and no state beyond in-memory sessions.
 fn mcp_config(shutdown: &CancellationToken) -> StreamableHttpServerConfig {
-    StreamableHttpServerConfig::default()
-        .disable_allowed_hosts()
-        .with_cancellation_token(shutdown.child_token())
+    StreamableHttpServerConfig::default().disable_allowed_hosts().with_cancellation_token(shutdown.child_token())
 }
 
 /// `GET /{slug}/health`.

@@ -24,11 +24,7 @@ pub(crate) fn char_count(text: &str) -> usize {
 /// The first `max_words` words of `text`, single-spaced, with `…` appended when words
 /// were dropped.
 pub(crate) fn first_words(text: &str, max_words: usize) -> String {
-    let mut summary = text
-        .split_whitespace()
-        .take(max_words)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut summary = text.split_whitespace().take(max_words).collect::<Vec<_>>().join(" ");
     if word_count(text) > max_words {
         summary.push('…');
     }

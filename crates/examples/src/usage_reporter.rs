@@ -23,20 +23,16 @@ pub(crate) struct UsageReporterServer {
 impl UsageReporterServer {
     /// A server for one session.
     pub(crate) fn new() -> Self {
-        Self {
-            tool_router: Self::tool_router(),
-        }
+        Self { tool_router: Self::tool_router() }
     }
 }
 
 #[tool_router]
 impl UsageReporterServer {
     /// Summarizes a text as its first words; usage counts words, not real tokens.
-    #[tool(
-        description = "Summarize a text (its first 12 words). Reports token usage in \
+    #[tool(description = "Summarize a text (its first 12 words). Reports token usage in \
                        _meta.usage: input_tokens = words of the text, output_tokens = words \
-                       of the summary, cache_tokens = 0."
-    )]
+                       of the summary, cache_tokens = 0.")]
     fn summarize(&self, Parameters(TextArgs { text }): Parameters<TextArgs>) -> CallToolResult {
         let summary = first_words(&text, SUMMARY_WORDS);
         let mut meta = MetaObject::new();

@@ -17,25 +17,17 @@ pub(crate) struct WordCountServer {
 impl WordCountServer {
     /// A server for one session.
     pub(crate) fn new() -> Self {
-        Self {
-            tool_router: Self::tool_router(),
-        }
+        Self { tool_router: Self::tool_router() }
     }
 }
 
 #[tool_router]
 impl WordCountServer {
     /// Counts whitespace-separated words and characters.
-    #[tool(
-        description = "Count the words (whitespace-separated) and characters of a text. \
-                       Answers e.g. \"3 words, 15 characters\"."
-    )]
+    #[tool(description = "Count the words (whitespace-separated) and characters of a text. \
+                       Answers e.g. \"3 words, 15 characters\".")]
     fn count_words(&self, Parameters(TextArgs { text }): Parameters<TextArgs>) -> String {
-        format!(
-            "{} words, {} characters",
-            word_count(&text),
-            char_count(&text)
-        )
+        format!("{} words, {} characters", word_count(&text), char_count(&text))
     }
 }
 

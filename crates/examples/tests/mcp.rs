@@ -30,13 +30,8 @@ async fn connect(url: String) -> RunningService<RoleClient, ClientConfig> {
 /// An rmcp client that speaks the stateless 2026-07-28 protocol (`server/discover`).
 async fn connect_stateless(url: String) -> RunningService<RoleClient, ClientConfig> {
     let transport = StreamableHttpClientTransport::from_uri(url);
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    ClientConfig::default()
-        .serve_with_lifecycle(transport, lifecycle)
-        .await
-        .unwrap()
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    ClientConfig::default().serve_with_lifecycle(transport, lifecycle).await.unwrap()
 }
 
 async fn call(
@@ -44,13 +39,8 @@ async fn call(
     tool: &'static str,
     arguments: Value,
 ) -> CallToolResult {
-    let Value::Object(arguments) = arguments else {
-        panic!("arguments must be an object")
-    };
-    let result = client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
-        .await
-        .unwrap();
+    let Value::Object(arguments) = arguments else { panic!("arguments must be an object") };
+    let result = client.call_tool(CallToolRequestParams::new(tool).with_arguments(arguments)).await.unwrap();
     assert_eq!(result.is_error, Some(false), "{result:?}");
     result
 }
@@ -61,10 +51,7 @@ fn text_of(result: &CallToolResult) -> &str {
 
 async fn tool_names(client: &RunningService<RoleClient, ClientConfig>) -> Vec<String> {
     let tools = client.list_all_tools().await.unwrap();
-    tools
-        .into_iter()
-        .map(|tool| tool.name.to_string())
-        .collect()
+    tools.into_iter().map(|tool| tool.name.to_string()).collect()
 }
 
 const TWENTY_WORDS: &str = "one two three four five six seven eight nine ten \
@@ -77,10 +64,7 @@ async fn echo_over_a_session() {
     let client = connect(format!("{base}/echo/mcp")).await;
 
     let info = client.peer_info().unwrap();
-    assert_eq!(
-        info.server_info.as_ref().unwrap().name,
-        "tollgate-example-echo"
-    );
+    assert_eq!(info.server_info.as_ref().unwrap().name, "tollgate-example-echo");
     assert!(info.protocol_version.has_initialize());
     assert_eq!(tool_names(&client).await, ["countdown", "echo"]);
 
@@ -96,12 +80,7 @@ async fn word_count_counts_words_and_characters() {
     let client = connect(format!("{base}/word-count/mcp")).await;
 
     assert_eq!(tool_names(&client).await, ["count_words"]);
-    let result = call(
-        &client,
-        "count_words",
-        json!({ "text": "three  little words" }),
-    )
-    .await;
+    let result = call(&client, "count_words", json!({ "text": "three  little words" })).await;
     assert_eq!(text_of(&result), "3 words, 19 characters");
     client.cancel().await.unwrap();
 }
@@ -113,15 +92,9 @@ async fn usage_reporter_reports_usage_in_meta() {
 
     assert_eq!(tool_names(&client).await, ["summarize"]);
     let result = call(&client, "summarize", json!({ "text": TWENTY_WORDS })).await;
-    assert_eq!(
-        text_of(&result),
-        "one two three four five six seven eight nine ten eleven twelve…"
-    );
+    assert_eq!(text_of(&result), "one two three four five six seven eight nine ten eleven twelve…");
     let usage = &result.meta.as_ref().unwrap()["usage"];
-    assert_eq!(
-        usage,
-        &json!({ "input_tokens": 20, "output_tokens": 12, "cache_tokens": 0 })
-    );
+    assert_eq!(usage, &json!({ "input_tokens": 20, "output_tokens": 12, "cache_tokens": 0 }));
     client.cancel().await.unwrap();
 }
 
@@ -136,10 +109,7 @@ async fn usage_reporter_over_the_stateless_protocol() {
     let result = call(&client, "summarize", json!({ "text": "short text" })).await;
     assert_eq!(text_of(&result), "short text");
     let usage = &result.meta.as_ref().unwrap()["usage"];
-    assert_eq!(
-        usage,
-        &json!({ "input_tokens": 2, "output_tokens": 2, "cache_tokens": 0 })
-    );
+    assert_eq!(usage, &json!({ "input_tokens": 2, "output_tokens": 2, "cache_tokens": 0 }));
     client.cancel().await.unwrap();
 }
 
@@ -167,11 +137,7 @@ impl RawSession {
 
     /// POSTs `initialize` and `notifications/initialized`.
     async fn open(url: String) -> Self {
-        let mut session = Self {
-            http: reqwest::Client::new(),
-            url,
-            session_id: None,
-        };
+        let mut session = Self { http: reqwest::Client::new(), url, session_id: None };
         let init = json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
@@ -200,9 +166,7 @@ impl RawSession {
             .header("accept", "application/json, text/event-stream")
             .json(body);
         if let Some(id) = &self.session_id {
-            request = request
-                .header("mcp-session-id", id)
-                .header("mcp-protocol-version", Self::VERSION);
+            request = request.header("mcp-session-id", id).header("mcp-protocol-version", Self::VERSION);
         }
         request.send().await.unwrap()
     }
@@ -218,10 +182,7 @@ impl RawSession {
 
 /// The JSON-RPC messages of a reply: a JSON body, or the `data` of each SSE event.
 async fn messages(response: reqwest::Response) -> Vec<Value> {
-    let is_json = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json");
+    let is_json = response.headers()["content-type"].to_str().unwrap().starts_with("application/json");
     let body = response.text().await.unwrap();
     if is_json {
         return vec![serde_json::from_str(&body).unwrap()];
@@ -244,9 +205,7 @@ async fn raw_session_sees_usage_on_the_wire() {
 
     let params = json!({ "name": "summarize", "arguments": { "text": TWENTY_WORDS } });
     let called = session.request(2, "tools/call", params).await;
-    let [reply] = called.as_slice() else {
-        panic!("one message expected: {called:?}")
-    };
+    let [reply] = called.as_slice() else { panic!("one message expected: {called:?}") };
     assert_eq!(reply["id"], 2);
     assert_eq!(reply["result"]["isError"], false);
     assert_eq!(
@@ -288,16 +247,9 @@ async fn shutdown_ends_open_streams() {
     let examples = tollgate_examples::router_with_shutdown(shutdown.clone());
     let app = axum::Router::new().nest("/_examples", examples);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/_examples/echo/mcp",
-        listener.local_addr().unwrap()
-    );
+    let url = format!("http://{}/_examples/echo/mcp", listener.local_addr().unwrap());
     let stopped = shutdown.clone().cancelled_owned();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-    });
+    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await });
 
     let session = RawSession::open(url.clone()).await;
     let stream = session
@@ -313,8 +265,5 @@ async fn shutdown_ends_open_streams() {
 
     shutdown.cancel();
     let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    finished
-        .expect("graceful shutdown waited on an open stream")
-        .unwrap()
-        .unwrap();
+    finished.expect("graceful shutdown waited on an open stream").unwrap().unwrap();
 }

@@ -1,13 +1,13 @@
 //! Users, sessions and account tokens.
 
-use crate::ledger::{account_in, transfer_in, AccountKind, NewTransfer, PLATFORM};
-use crate::orgs::{org_from, Org, ORG_COLUMNS};
+use crate::ledger::{AccountKind, NewTransfer, PLATFORM, account_in, transfer_in};
+use crate::orgs::{ORG_COLUMNS, Org, org_from};
 use crate::row::{flag, get};
 use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
+use tollgate_domain::Nanos;
 use tollgate_domain::secret::new_id;
 use tollgate_domain::time::now_ms;
-use tollgate_domain::Nanos;
 
 /// A person with an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,15 +74,19 @@ pub const MAX_ACTIVE_TOKENS: i64 = 10;
 impl Store {
     /// Creates a user with a personal org (owner), its credit account and the signup
     /// grant, all in one transaction. A taken email is a conflict.
-    pub async fn create_user(&self, email: &str, name: &str, password_hash: &str, signup_grant: Nanos) -> Result<(User, Org)> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        signup_grant: Nanos,
+    ) -> Result<(User, Org)> {
         let now = now_ms();
         let user_id = new_id("usr")?;
         let org_id = new_id("org")?;
         let mut tx = self.write.begin().await?;
-        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let taken: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_optional(&mut *tx).await?;
         if taken.is_some() {
             return Err(StoreError::Conflict("users_email_key".into()));
         }
@@ -154,7 +158,13 @@ impl Store {
     }
 
     /// Updates a user's profile and preferences; `None` leaves a field as it is.
-    pub async fn update_user(&self, user_id: &str, name: Option<&str>, theme: Option<&str>, email_notifications: Option<bool>) -> Result<User> {
+    pub async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        theme: Option<&str>,
+        email_notifications: Option<bool>,
+    ) -> Result<User> {
         sqlx::query(
             "UPDATE users SET name = COALESCE($1, name), theme = COALESCE($2, theme), \
              email_notifications = COALESCE($3, email_notifications) WHERE id = $4",
@@ -169,7 +179,13 @@ impl Store {
     }
 
     /// Starts a session, stored by the SHA-256 of its cookie value.
-    pub async fn create_session(&self, token_hash: &str, user_id: &str, csrf_token: &str, expires_at: i64) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash)
             .bind(user_id)
@@ -183,11 +199,9 @@ impl Store {
 
     /// The user and CSRF token of an unexpired session.
     pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<(User, String)>> {
-        let sql = format!(
-            "SELECT u.id, u.email, u.name, u.is_operator, u.personal_org_id, u.theme, u.email_notifications, u.created_at, s.csrf_token \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2"
-        );
-        let Some(row) = sqlx::query(&sql).bind(token_hash).bind(now).fetch_optional(&self.read).await? else {
+        let sql = "SELECT u.id, u.email, u.name, u.is_operator, u.personal_org_id, u.theme, u.email_notifications, u.created_at, s.csrf_token \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2";
+        let Some(row) = sqlx::query(sql).bind(token_hash).bind(now).fetch_optional(&self.read).await? else {
             return Ok(None);
         };
         Ok(Some((user_from(&row)?, get(&row, "csrf_token")?)))
@@ -259,12 +273,14 @@ impl Store {
 
     /// Revokes one of the user's tokens. Another user's token is [`StoreError::NotFound`].
     pub async fn revoke_account_token(&self, user_id: &str, token_id: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE account_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3")
-            .bind(now_ms())
-            .bind(token_id)
-            .bind(user_id)
-            .execute(&self.write)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE account_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3",
+        )
+        .bind(now_ms())
+        .bind(token_id)
+        .bind(user_id)
+        .execute(&self.write)
+        .await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 

@@ -78,11 +78,8 @@ impl Store {
                     .after_connect(pragmas)
                     .connect_with(options.clone())
                     .await?;
-                let read = AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(pragmas)
-                    .connect_with(options)
-                    .await?;
+                let read =
+                    AnyPoolOptions::new().max_connections(8).after_connect(pragmas).connect_with(options).await?;
                 Ok(Store { read, write, backend })
             }
             Backend::Postgres => {

@@ -146,11 +146,13 @@ impl Store {
     pub async fn uninstall(&self, id: &str) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
-        let done = sqlx::query("UPDATE installations SET status = 'uninstalled', uninstalled_at = $1 WHERE id = $2 AND status = 'active'")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE installations SET status = 'uninstalled', uninstalled_at = $1 WHERE id = $2 AND status = 'active'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -216,7 +218,9 @@ impl Store {
 
     /// The keys of an installation, newest first.
     pub async fn installation_keys(&self, installation_id: &str) -> Result<Vec<ApiKey>> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.installation_id = $1 ORDER BY k.created_at DESC, k.id");
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.installation_id = $1 ORDER BY k.created_at DESC, k.id"
+        );
         let rows = sqlx::query(&sql).bind(installation_id).fetch_all(&self.read).await?;
         rows.iter().map(key_from).collect()
     }

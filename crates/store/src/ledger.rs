@@ -13,11 +13,11 @@
 
 use crate::row::get;
 use crate::{Result, Store, StoreError};
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use tollgate_domain::Nanos;
 use tollgate_domain::secret::new_id;
 use tollgate_domain::time::now_ms;
-use tollgate_domain::Nanos;
 
 /// The kinds of ledger account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,7 +285,11 @@ async fn insert_transfer(conn: &mut AnyConnection, t: &NewTransfer<'_>, hold_id:
 
 /// Inserts a transfer row and moves the money, inside the caller's transaction.
 /// A retry with the same idempotency key and the same content returns the original.
-pub(crate) async fn transfer_in(conn: &mut AnyConnection, t: &NewTransfer<'_>, hold_id: Option<&str>) -> Result<Transfer> {
+pub(crate) async fn transfer_in(
+    conn: &mut AnyConnection,
+    t: &NewTransfer<'_>,
+    hold_id: Option<&str>,
+) -> Result<Transfer> {
     match insert_transfer(conn, t, hold_id).await? {
         Inserted::Existing(existing) => {
             let same = existing.debit_account_id == t.debit_account_id
@@ -329,11 +333,13 @@ pub(crate) async fn account_in(conn: &mut AnyConnection, kind: AccountKind, owne
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
-    let row = sqlx::query("SELECT id, kind, owner_id, balance, pending FROM ledger_accounts WHERE kind = $1 AND owner_id = $2")
-        .bind(kind.as_str())
-        .bind(owner_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, kind, owner_id, balance, pending FROM ledger_accounts WHERE kind = $1 AND owner_id = $2",
+    )
+    .bind(kind.as_str())
+    .bind(owner_id)
+    .fetch_one(&mut *conn)
+    .await?;
     account_from(&row)
 }
 
@@ -375,7 +381,13 @@ impl Store {
 
     /// Reserves `amount` on `account_id` until `expires_at` if its available balance covers
     /// it; [`StoreError::Insufficient`] otherwise. Idempotent by `idempotency_key`.
-    pub async fn create_hold(&self, idempotency_key: &str, account_id: &str, amount: Nanos, expires_at: i64) -> Result<Hold> {
+    pub async fn create_hold(
+        &self,
+        idempotency_key: &str,
+        account_id: &str,
+        amount: Nanos,
+        expires_at: i64,
+    ) -> Result<Hold> {
         let amount_raw = checked_positive(amount)?;
         let mut tx = self.write.begin().await?;
         let id = new_id("hold")?;
@@ -401,7 +413,8 @@ impl Store {
                 Err(StoreError::Conflict("idempotency key reused for a different hold".into()))
             };
         }
-        apply(&mut tx, &mut [Delta { account_id, balance: 0, pending: amount_raw, required: Some(amount_raw) }]).await?;
+        apply(&mut tx, &mut [Delta { account_id, balance: 0, pending: amount_raw, required: Some(amount_raw) }])
+            .await?;
         tx.commit().await?;
         Ok(Hold {
             id,
@@ -426,9 +439,12 @@ impl Store {
     /// Zero splits are skipped. Transfer keys are the hold's key + `:post:{i}`; if one of
     /// them already names a transfer, nothing happens and the post is a conflict.
     pub async fn post_hold(&self, hold_id: &str, splits: &[(&str, Nanos, &str)]) -> Result<Resolution> {
-        let total = splits.iter().try_fold(Nanos::ZERO, |sum, (_, amount, _)| {
-            if amount.0 < 0 { None } else { sum.checked_add(*amount) }
-        });
+        let total = splits.iter().try_fold(
+            Nanos::ZERO,
+            |sum, (_, amount, _)| {
+                if amount.0 < 0 { None } else { sum.checked_add(*amount) }
+            },
+        );
         let total = total.ok_or_else(|| StoreError::Conflict("split amounts must be non-negative".into()))?;
         let mut tx = self.write.begin().await?;
         let Some(hold) = self.claim_hold(&mut tx, hold_id, "posted", total).await? else {
@@ -473,14 +489,23 @@ impl Store {
         let Some(hold) = self.claim_hold(&mut tx, hold_id, state, Nanos::ZERO).await? else {
             return Ok(Resolution::AlreadyResolved(hold_in(&mut tx, hold_id).await?.state));
         };
-        apply(&mut tx, &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }])
-            .await?;
+        apply(
+            &mut tx,
+            &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }],
+        )
+        .await?;
         tx.commit().await?;
         Ok(Resolution::Done)
     }
 
     /// Moves a hold from pending to `state`; `None` when it was not pending.
-    async fn claim_hold(&self, conn: &mut AnyConnection, hold_id: &str, state: &str, posted: Nanos) -> Result<Option<Hold>> {
+    async fn claim_hold(
+        &self,
+        conn: &mut AnyConnection,
+        hold_id: &str,
+        state: &str,
+        posted: Nanos,
+    ) -> Result<Option<Hold>> {
         let claimed = sqlx::query(
             "UPDATE ledger_holds SET state = $1, posted_amount = $2, resolved_at = $3 WHERE id = $4 AND state = 'pending'",
         )
@@ -498,11 +523,12 @@ impl Store {
 
     /// Expires every pending hold whose time has passed; returns how many.
     pub async fn expire_holds(&self, now: i64) -> Result<usize> {
-        let due: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM ledger_holds WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT 1000")
-                .bind(now)
-                .fetch_all(&self.read)
-                .await?;
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM ledger_holds WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT 1000",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
         let mut expired = 0;
         for id in due {
             if self.release_hold(&id, "expired").await? == Resolution::Done {

@@ -1,13 +1,13 @@
 //! Orgs, memberships, invitations and notifications.
 
-use crate::ledger::{account_in, AccountKind};
+use crate::ledger::{AccountKind, account_in};
 use crate::row::{flag, get};
 use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
+use tollgate_domain::Nanos;
 use tollgate_domain::catalog::Role;
 use tollgate_domain::secret::new_id;
 use tollgate_domain::time::now_ms;
-use tollgate_domain::Nanos;
 
 /// An org: a user's personal one or a team.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,11 +135,12 @@ impl Store {
 
     /// The role of `user_id` in `org_id`, if a member.
     pub async fn membership(&self, org_id: &str, user_id: &str) -> Result<Option<Role>> {
-        let text: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&self.read)
-            .await?;
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?;
         text.map(|t| role(&t)).transpose()
     }
 
@@ -184,11 +185,12 @@ impl Store {
     /// Changes a member's role; the last owner cannot stop being one.
     pub async fn set_role(&self, org_id: &str, user_id: &str, new_role: Role) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let current = role(&current.ok_or(StoreError::NotFound)?)?;
         if current == Role::Owner && new_role != Role::Owner && self.owner_count(&mut tx, org_id).await? <= 1 {
             return Err(StoreError::Conflict("last_owner".into()));
@@ -206,11 +208,12 @@ impl Store {
     /// Removes a member (and revokes their keys in the org); never the last owner.
     pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let current = role(&current.ok_or(StoreError::NotFound)?)?;
         if current == Role::Owner && self.owner_count(&mut tx, org_id).await? <= 1 {
             return Err(StoreError::Conflict("last_owner".into()));
@@ -231,7 +234,15 @@ impl Store {
     }
 
     /// Records an invitation (its token stored as a hash).
-    pub async fn create_invitation(&self, org_id: &str, email: &str, role: Role, token_hash: &str, invited_by: &str, expires_at: i64) -> Result<Invitation> {
+    pub async fn create_invitation(
+        &self,
+        org_id: &str,
+        email: &str,
+        role: Role,
+        token_hash: &str,
+        invited_by: &str,
+        expires_at: i64,
+    ) -> Result<Invitation> {
         let id = new_id("inv")?;
         sqlx::query(
             "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, status, expires_at, created_at) \
@@ -265,7 +276,9 @@ impl Store {
 
     /// Pending, unexpired invitations addressed to `email`.
     pub async fn invitations_for_email(&self, email: &str) -> Result<Vec<Invitation>> {
-        let sql = format!("{INVITATION_SELECT} WHERE i.email = $1 AND i.status = 'pending' AND i.expires_at > $2 ORDER BY i.created_at DESC");
+        let sql = format!(
+            "{INVITATION_SELECT} WHERE i.email = $1 AND i.status = 'pending' AND i.expires_at > $2 ORDER BY i.created_at DESC"
+        );
         let rows = sqlx::query(&sql).bind(email).bind(now_ms()).fetch_all(&self.read).await?;
         rows.iter().map(invitation_from).collect()
     }
@@ -298,11 +311,13 @@ impl Store {
 
     /// Revokes a pending invitation of `org_id`.
     pub async fn revoke_invitation(&self, org_id: &str, id: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE invitations SET status = 'revoked' WHERE id = $1 AND org_id = $2 AND status = 'pending'")
-            .bind(id)
-            .bind(org_id)
-            .execute(&self.write)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE invitations SET status = 'revoked' WHERE id = $1 AND org_id = $2 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(org_id)
+        .execute(&self.write)
+        .await?;
         if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
@@ -318,7 +333,11 @@ impl Store {
 
     /// Sets (or clears) an org's auto-recharge settings (JSON).
     pub async fn set_auto_recharge(&self, org_id: &str, settings: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE orgs SET auto_recharge = $1 WHERE id = $2").bind(settings).bind(org_id).execute(&self.write).await?;
+        sqlx::query("UPDATE orgs SET auto_recharge = $1 WHERE id = $2")
+            .bind(settings)
+            .bind(org_id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -363,12 +382,14 @@ impl Store {
 
     /// Marks one (or, with `None`, every) notification of a user read.
     pub async fn mark_notifications_read(&self, user_id: &str, id: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL AND ($3 IS NULL OR id = $3)")
-            .bind(now_ms())
-            .bind(user_id)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL AND ($3 IS NULL OR id = $3)",
+        )
+        .bind(now_ms())
+        .bind(user_id)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 }

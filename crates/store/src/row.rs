@@ -1,7 +1,7 @@
 //! Small helpers to read rows of the `Any` driver.
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 /// Reads a column, mapping a decode error to a storage error.
 pub(crate) fn get<T>(row: &AnyRow, column: &str) -> crate::Result<T>

@@ -65,11 +65,14 @@ impl Drop for TestStore {
                     if let Ok(store) = Store::connect(&url).await {
                         // The test's own pool may still hold connections (even in a transaction
                         // whose rollback waits on the blocked test runtime): end them first.
-                        let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
-                            .bind(&schema)
-                            .execute(&store.write)
-                            .await;
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&store.write).await;
+                        let _ = sqlx::query(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                        )
+                        .bind(&schema)
+                        .execute(&store.write)
+                        .await;
+                        let _ =
+                            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&store.write).await;
                         store.close().await;
                     }
                 });

@@ -13,9 +13,7 @@
 use std::collections::HashMap;
 use tokio::task::JoinSet;
 use tollgate_domain::Nanos;
-use tollgate_store::ledger::{
-    AccountKind, Hold, HoldState, NewTransfer, PLATFORM, Resolution, Transfer,
-};
+use tollgate_store::ledger::{AccountKind, Hold, HoldState, NewTransfer, PLATFORM, Resolution, Transfer};
 use tollgate_store::testing::TestStore;
 use tollgate_store::{Store, StoreError};
 
@@ -98,18 +96,8 @@ struct ModelHold {
 }
 
 /// What the walk must reach, counted per seed, to show it checks what it claims.
-const OUTCOMES: [&str; 10] = [
-    "transfer",
-    "insufficient",
-    "hold",
-    "post",
-    "overrun",
-    "void",
-    "expired",
-    "retry",
-    "conflict",
-    "already resolved",
-];
+const OUTCOMES: [&str; 10] =
+    ["transfer", "insufficient", "hold", "post", "overrun", "void", "expired", "retry", "conflict", "already resolved"];
 
 type Stats = std::collections::BTreeMap<&'static str, usize>;
 
@@ -150,45 +138,24 @@ impl Walk {
         let mut orgs = Vec::new();
         for i in 0..3 {
             let owner = format!("org_{i}");
-            let a = store
-                .ledger_account(AccountKind::OrgCredit, &owner)
-                .await
-                .unwrap();
+            let a = store.ledger_account(AccountKind::OrgCredit, &owner).await.unwrap();
             accounts.push((a.id.clone(), format!("credit of {owner}")));
             orgs.push(a.id);
         }
-        let grants = store
-            .ledger_account(AccountKind::Grants, PLATFORM)
-            .await
-            .unwrap()
-            .id;
+        let grants = store.ledger_account(AccountKind::Grants, PLATFORM).await.unwrap().id;
         accounts.push((grants.clone(), "grants".into()));
         let mut sinks = Vec::new();
         for owner in ["pub_a", "pub_b"] {
-            let a = store
-                .ledger_account(AccountKind::PublisherEarnings, owner)
-                .await
-                .unwrap();
+            let a = store.ledger_account(AccountKind::PublisherEarnings, owner).await.unwrap();
             accounts.push((a.id.clone(), format!("earnings of {owner}")));
             sinks.push(a.id);
         }
-        let platform = store
-            .ledger_account(AccountKind::PlatformRevenue, PLATFORM)
-            .await
-            .unwrap()
-            .id;
+        let platform = store.ledger_account(AccountKind::PlatformRevenue, PLATFORM).await.unwrap().id;
         accounts.push((platform.clone(), "platform revenue".into()));
         sinks.push(platform);
-        let payouts = store
-            .ledger_account(AccountKind::Payouts, PLATFORM)
-            .await
-            .unwrap()
-            .id;
+        let payouts = store.ledger_account(AccountKind::Payouts, PLATFORM).await.unwrap().id;
         accounts.push((payouts.clone(), "payouts".into()));
-        let books = accounts
-            .iter()
-            .map(|(id, _)| (id.clone(), (0, 0)))
-            .collect();
+        let books = accounts.iter().map(|(id, _)| (id.clone(), (0, 0))).collect();
         let transfer_counts = accounts.iter().map(|(id, _)| (id.clone(), 0)).collect();
         Walk {
             seed,
@@ -225,10 +192,7 @@ impl Walk {
     }
 
     fn name(&self, id: &str) -> String {
-        self.accounts
-            .iter()
-            .find(|(a, _)| a == id)
-            .map_or_else(|| id.to_string(), |(_, n)| n.clone())
+        self.accounts.iter().find(|(a, _)| a == id).map_or_else(|| id.to_string(), |(_, n)| n.clone())
     }
 
     fn count(&mut self, outcome: &'static str, n: usize) {
@@ -241,22 +205,9 @@ impl Walk {
     }
 
     /// A transfer under a fresh key; only the external source may overdraw.
-    fn new_req(
-        &mut self,
-        kind: &'static str,
-        debit: String,
-        credit: String,
-        amount: i64,
-    ) -> TransferReq {
+    fn new_req(&mut self, kind: &'static str, debit: String, credit: String, amount: i64) -> TransferReq {
         let overdraft = debit == self.grants;
-        TransferReq {
-            key: self.fresh_key(kind),
-            debit,
-            credit,
-            amount,
-            overdraft,
-            kind,
-        }
+        TransferReq { key: self.fresh_key(kind), debit, credit, amount, overdraft, kind }
     }
 
     fn available(&self, id: &str) -> i64 {
@@ -295,14 +246,10 @@ impl Walk {
         let result = self.store.transfer(&nt).await;
         if let Some(&i) = self.transfer_keys.get(&req.key) {
             let (orig, id) = &self.transfers[i];
-            let same =
-                orig.debit == req.debit && orig.credit == req.credit && orig.amount == req.amount;
+            let same = orig.debit == req.debit && orig.credit == req.credit && orig.amount == req.amount;
             if same {
                 let t = result.unwrap_or_else(|e| panic!("{ctx}: a retry must succeed, got {e}"));
-                assert_eq!(
-                    &t.id, id,
-                    "{ctx}: a retry must return the original transfer"
-                );
+                assert_eq!(&t.id, id, "{ctx}: a retry must return the original transfer");
                 assert_eq!(t.amount.0, orig.amount, "{ctx}: retry amount");
                 self.count("retry", 1);
             } else {
@@ -343,13 +290,7 @@ impl Walk {
                 t.idempotency_key.as_str(),
                 t.hold_id.as_deref()
             ),
-            (
-                req.debit.as_str(),
-                req.credit.as_str(),
-                req.amount,
-                req.key.as_str(),
-                None
-            ),
+            (req.debit.as_str(), req.credit.as_str(), req.amount, req.key.as_str(), None),
             "{ctx}: the recorded transfer"
         );
         self.record_transfer(req.clone(), t.id);
@@ -361,8 +302,7 @@ impl Walk {
         self.books.get_mut(&req.credit).unwrap().0 += req.amount;
         *self.transfer_counts.get_mut(&req.debit).unwrap() += 1;
         *self.transfer_counts.get_mut(&req.credit).unwrap() += 1;
-        self.transfer_keys
-            .insert(req.key.clone(), self.transfers.len());
+        self.transfer_keys.insert(req.key.clone(), self.transfers.len());
         self.transfers.push((req, id));
     }
 
@@ -370,19 +310,12 @@ impl Walk {
 
     async fn create_hold(&mut self, req: &HoldReq) {
         let ctx = self.ctx();
-        let result = self
-            .store
-            .create_hold(&req.key, &req.account, Nanos(req.amount), req.expires_at)
-            .await;
+        let result = self.store.create_hold(&req.key, &req.account, Nanos(req.amount), req.expires_at).await;
         if let Some(&i) = self.hold_keys.get(&req.key) {
             let orig = &self.holds[i];
             if orig.req.account == req.account && orig.req.amount == req.amount {
-                let h = result
-                    .unwrap_or_else(|e| panic!("{ctx}: a retried hold must succeed, got {e}"));
-                assert_eq!(
-                    h.id, orig.id,
-                    "{ctx}: a retry must return the original hold"
-                );
+                let h = result.unwrap_or_else(|e| panic!("{ctx}: a retried hold must succeed, got {e}"));
+                assert_eq!(h.id, orig.id, "{ctx}: a retry must return the original hold");
                 assert_eq!(
                     (h.state, h.posted_amount.0),
                     (orig.state, orig.posted),
@@ -420,49 +353,25 @@ impl Walk {
         }
         let h = result.unwrap_or_else(|e| panic!("{ctx}: the hold must succeed, got {e}"));
         assert_eq!(
-            (
-                h.account_id.as_str(),
-                h.amount.0,
-                h.state,
-                h.posted_amount.0,
-                h.expires_at
-            ),
-            (
-                req.account.as_str(),
-                req.amount,
-                HoldState::Pending,
-                0,
-                req.expires_at
-            ),
+            (h.account_id.as_str(), h.amount.0, h.state, h.posted_amount.0, h.expires_at),
+            (req.account.as_str(), req.amount, HoldState::Pending, 0, req.expires_at),
             "{ctx}: the created hold"
         );
         self.books.get_mut(&req.account).unwrap().1 += req.amount;
         self.hold_keys.insert(req.key.clone(), self.holds.len());
         let org = self.org_of(&req.account).unwrap();
-        self.holds.push(ModelHold {
-            req: req.clone(),
-            id: h.id,
-            org,
-            state: HoldState::Pending,
-            posted: 0,
-        });
+        self.holds.push(ModelHold { req: req.clone(), id: h.id, org, state: HoldState::Pending, posted: 0 });
         self.count("hold", 1);
     }
 
     /// A hold to resolve: a pending one when there is one (mostly), else any.
     fn pick_hold(&mut self, want_pending: bool) -> Option<usize> {
-        let pending: Vec<usize> = (0..self.holds.len())
-            .filter(|&i| self.holds[i].state == HoldState::Pending)
-            .collect();
-        let resolved: Vec<usize> = (0..self.holds.len())
-            .filter(|&i| self.holds[i].state != HoldState::Pending)
-            .collect();
+        let pending: Vec<usize> =
+            (0..self.holds.len()).filter(|&i| self.holds[i].state == HoldState::Pending).collect();
+        let resolved: Vec<usize> =
+            (0..self.holds.len()).filter(|&i| self.holds[i].state != HoldState::Pending).collect();
         let pool = if want_pending { &pending } else { &resolved };
-        if pool.is_empty() {
-            None
-        } else {
-            Some(*self.rng.pick(pool))
-        }
+        if pool.is_empty() { None } else { Some(*self.rng.pick(pool)) }
     }
 
     /// Random splits for posting hold `h`: below, equal to or above what it held.
@@ -493,10 +402,8 @@ impl Walk {
     async fn post(&mut self, h: usize, splits: &[(String, i64)]) {
         let ctx = self.ctx();
         let hold = self.holds[h].clone();
-        let split_refs: Vec<(&str, Nanos, &str)> = splits
-            .iter()
-            .map(|(credit, amount)| (credit.as_str(), Nanos(*amount), "charge"))
-            .collect();
+        let split_refs: Vec<(&str, Nanos, &str)> =
+            splits.iter().map(|(credit, amount)| (credit.as_str(), Nanos(*amount), "charge")).collect();
         let result = self.store.post_hold(&hold.id, &split_refs).await;
         if hold.state != HoldState::Pending {
             assert!(
@@ -507,26 +414,16 @@ impl Walk {
             self.count("already resolved", 1);
             return;
         }
-        assert!(
-            matches!(result, Ok(Resolution::Done)),
-            "{ctx}: posting a pending hold, got {result:?}"
-        );
+        assert!(matches!(result, Ok(Resolution::Done)), "{ctx}: posting a pending hold, got {result:?}");
         let total: i64 = splits.iter().map(|(_, a)| a).sum();
-        assert!(
-            total - hold.req.amount <= MAX_OVERRUN,
-            "{ctx}: the walk overran too far"
-        );
+        assert!(total - hold.req.amount <= MAX_OVERRUN, "{ctx}: the walk overran too far");
         if total > hold.req.amount {
             self.overrun[hold.org] = true;
             self.count("overrun", 1);
         }
         self.books.get_mut(&hold.req.account).unwrap().1 -= hold.req.amount;
         let stored = self.store.hold(&hold.id).await.unwrap();
-        assert_eq!(
-            (stored.state, stored.posted_amount.0),
-            (HoldState::Posted, total),
-            "{ctx}: the posted hold"
-        );
+        assert_eq!((stored.state, stored.posted_amount.0), (HoldState::Posted, total), "{ctx}: the posted hold");
         // Each non-zero split is one transfer keyed `{hold key}:post:{i}`.
         let mut made: Vec<Transfer> = self
             .store
@@ -551,21 +448,9 @@ impl Walk {
             })
             .collect();
         expected.sort_by(|a, b| a.key.cmp(&b.key));
-        let got: Vec<_> = made
-            .iter()
-            .map(|t| {
-                (
-                    &t.idempotency_key,
-                    &t.debit_account_id,
-                    &t.credit_account_id,
-                    t.amount.0,
-                )
-            })
-            .collect();
-        let want: Vec<_> = expected
-            .iter()
-            .map(|r| (&r.key, &r.debit, &r.credit, r.amount))
-            .collect();
+        let got: Vec<_> =
+            made.iter().map(|t| (&t.idempotency_key, &t.debit_account_id, &t.credit_account_id, t.amount.0)).collect();
+        let want: Vec<_> = expected.iter().map(|r| (&r.key, &r.debit, &r.credit, r.amount)).collect();
         assert_eq!(got, want, "{ctx}: the transfers of the post");
         for (req, t) in expected.into_iter().zip(made) {
             self.record_transfer(req, t.id);
@@ -589,10 +474,7 @@ impl Walk {
             self.count("already resolved", 1);
             return;
         }
-        assert!(
-            matches!(result, Ok(Resolution::Done)),
-            "{ctx}: voiding a pending hold, got {result:?}"
-        );
+        assert!(matches!(result, Ok(Resolution::Done)), "{ctx}: voiding a pending hold, got {result:?}");
         self.books.get_mut(&hold.req.account).unwrap().1 -= hold.req.amount;
         self.holds[h].state = HoldState::Voided;
         self.count("void", 1);
@@ -601,10 +483,7 @@ impl Walk {
     async fn expire(&mut self) {
         let ctx = self.ctx();
         let due: Vec<usize> = (0..self.holds.len())
-            .filter(|&i| {
-                self.holds[i].state == HoldState::Pending
-                    && self.holds[i].req.expires_at <= self.clock
-            })
+            .filter(|&i| self.holds[i].state == HoldState::Pending && self.holds[i].req.expires_at <= self.clock)
             .collect();
         let n = self.store.expire_holds(self.clock).await.unwrap();
         assert_eq!(n, due.len(), "{ctx}: holds expired at {}", self.clock);
@@ -635,11 +514,7 @@ impl Walk {
                 let to = (from + 1 + self.rng.below(self.orgs.len() - 1)) % self.orgs.len();
                 let (debit, credit) = (self.orgs[from].clone(), self.orgs[to].clone());
                 let amount = self.debit_amount(&debit);
-                self.desc = format!(
-                    "transfer {amount} from {} to {}",
-                    self.name(&debit),
-                    self.name(&credit)
-                );
+                self.desc = format!("transfer {amount} from {} to {}", self.name(&debit), self.name(&credit));
                 let req = self.new_req("transfer", debit, credit, amount);
                 self.transfer(&req).await;
             }
@@ -656,16 +531,8 @@ impl Walk {
                 let account = self.rng.pick(&self.orgs).clone();
                 let amount = self.debit_amount(&account);
                 let expires_at = self.clock + self.rng.range(1, 60);
-                self.desc = format!(
-                    "hold {amount} on {} until {expires_at}",
-                    self.name(&account)
-                );
-                let req = HoldReq {
-                    key: self.fresh_key("hold"),
-                    account,
-                    amount,
-                    expires_at,
-                };
+                self.desc = format!("hold {amount} on {} until {expires_at}", self.name(&account));
+                let req = HoldReq { key: self.fresh_key("hold"), account, amount, expires_at };
                 self.create_hold(&req).await;
             }
             // Post a pending hold with random splits.
@@ -674,10 +541,7 @@ impl Walk {
                     return self.fallback().await;
                 };
                 let splits = self.splits_for(h);
-                self.desc = format!(
-                    "post hold #{h} ({}) with {splits:?}",
-                    self.holds[h].req.amount
-                );
+                self.desc = format!("post hold #{h} ({}) with {splits:?}", self.holds[h].req.amount);
                 self.post(h, &splits).await;
             }
             // Void a pending hold.
@@ -732,12 +596,7 @@ impl Walk {
                         let other = (self.org_of(&req.account).unwrap() + 1) % self.orgs.len();
                         req.account = self.orgs[other].clone();
                     }
-                    self.desc = format!(
-                        "reuse hold key {} for {} on {}",
-                        req.key,
-                        req.amount,
-                        self.name(&req.account)
-                    );
+                    self.desc = format!("reuse hold key {} for {} on {}", req.key, req.amount, self.name(&req.account));
                     self.create_hold(&req).await;
                 } else if !self.transfers.is_empty() {
                     let mut req = self.rng.pick(&self.transfers).0.clone();
@@ -755,9 +614,7 @@ impl Walk {
             }
             // Retry something that failed: it may succeed now, as a first attempt.
             93..=96 => {
-                if !self.failed_holds.is_empty()
-                    && (self.failed_transfers.is_empty() || self.rng.chance(1, 2))
-                {
+                if !self.failed_holds.is_empty() && (self.failed_transfers.is_empty() || self.rng.chance(1, 2)) {
                     let req = self.rng.pick(&self.failed_holds).clone();
                     self.desc = format!("retry failed hold {req:?}");
                     self.create_hold(&req).await;
@@ -776,24 +633,13 @@ impl Walk {
                 self.desc = format!("non-positive amount {amount} / unknown hold");
                 let req = self.new_req("grant", self.grants.clone(), org.clone(), amount);
                 self.transfer(&req).await;
-                let hreq = HoldReq {
-                    key: self.fresh_key("badhold"),
-                    account: org,
-                    amount,
-                    expires_at: FAR_FUTURE,
-                };
+                let hreq = HoldReq { key: self.fresh_key("badhold"), account: org, amount, expires_at: FAR_FUTURE };
                 self.create_hold(&hreq).await;
                 let ctx = self.ctx();
                 let post = self.store.post_hold("hold_missing", &[]).await;
-                assert!(
-                    matches!(post, Err(StoreError::NotFound)),
-                    "{ctx}: posting an unknown hold, got {post:?}"
-                );
+                assert!(matches!(post, Err(StoreError::NotFound)), "{ctx}: posting an unknown hold, got {post:?}");
                 let void = self.store.void_hold("hold_missing").await;
-                assert!(
-                    matches!(void, Err(StoreError::NotFound)),
-                    "{ctx}: voiding an unknown hold, got {void:?}"
-                );
+                assert!(matches!(void, Err(StoreError::NotFound)), "{ctx}: voiding an unknown hold, got {void:?}");
             }
         }
     }
@@ -815,18 +661,10 @@ impl Walk {
         let mut stored = HashMap::new();
         for (id, name) in &self.accounts {
             let a = self.store.ledger_account_by_id(id).await.unwrap();
-            assert_eq!(
-                (a.balance.0, a.pending.0),
-                self.books[id],
-                "{ctx}: (balance, pending) of {name}"
-            );
+            assert_eq!((a.balance.0, a.pending.0), self.books[id], "{ctx}: (balance, pending) of {name}");
             stored.insert(id.as_str(), a);
         }
-        assert_eq!(
-            self.store.ledger_audit().await.unwrap(),
-            (0, true),
-            "{ctx}: ledger audit"
-        );
+        assert_eq!(self.store.ledger_audit().await.unwrap(), (0, true), "{ctx}: ledger audit");
         for (i, org) in self.orgs.iter().enumerate() {
             let available = stored[org.as_str()].available().0;
             assert!(
@@ -835,35 +673,21 @@ impl Walk {
                 self.name(org)
             );
             if !self.overrun[i] {
-                assert!(
-                    available >= 0,
-                    "{ctx}: {} is {available} available with no overrun post",
-                    self.name(org)
-                );
+                assert!(available >= 0, "{ctx}: {} is {available} available with no overrun post", self.name(org));
             }
         }
     }
 
     /// At the end: every hold's stored state and every account's transfer count.
     async fn final_check(&self) {
-        let ctx = format!(
-            "seed {} final check (replay with TOLLGATE_LEDGER_SEED={})",
-            self.seed, self.seed
-        );
+        let ctx = format!("seed {} final check (replay with TOLLGATE_LEDGER_SEED={})", self.seed, self.seed);
         for (i, m) in self.holds.iter().enumerate() {
             let h: Hold = self.store.hold(&m.id).await.unwrap();
-            assert_eq!(
-                (h.state, h.posted_amount.0, h.amount.0),
-                (m.state, m.posted, m.req.amount),
-                "{ctx}: hold #{i}"
-            );
+            assert_eq!((h.state, h.posted_amount.0, h.amount.0), (m.state, m.posted, m.req.amount), "{ctx}: hold #{i}");
         }
         for (id, name) in &self.accounts {
             let n = self.store.count_account_transfers(id).await.unwrap();
-            assert_eq!(
-                n, self.transfer_counts[id],
-                "{ctx}: transfers touching {name}"
-            );
+            assert_eq!(n, self.transfer_counts[id], "{ctx}: transfers touching {name}");
         }
     }
 }
@@ -882,10 +706,7 @@ async fn run_seed(seed: u64, ops: usize) -> Stats {
 
 fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
     let raw = std::env::var(name).ok().filter(|v| !v.is_empty())?;
-    Some(
-        raw.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {raw:?}")),
-    )
+    Some(raw.parse().unwrap_or_else(|_| panic!("{name} must be a number, got {raw:?}")))
 }
 
 #[tokio::test]
@@ -905,10 +726,7 @@ async fn ledger_matches_model_under_random_operations() {
         // The walk must reach every kind of outcome, or it checks less than it claims.
         for outcome in OUTCOMES {
             let n = total.get(outcome).copied().unwrap_or(0);
-            assert!(
-                n >= 5,
-                "the walk reached {outcome:?} only {n} times: {total:?}"
-            );
+            assert!(n >= 5, "the walk reached {outcome:?} only {n} times: {total:?}");
         }
     }
 }
@@ -947,9 +765,7 @@ async fn pay(
 async fn funded_org(store: &Store, owner: &str, amount: i64) -> String {
     let grants = account(store, AccountKind::Grants, PLATFORM).await;
     let org = account(store, AccountKind::OrgCredit, owner).await;
-    pay(store, &format!("fund:{owner}"), &grants, &org, amount, true)
-        .await
-        .unwrap();
+    pay(store, &format!("fund:{owner}"), &grants, &org, amount, true).await.unwrap();
     org
 }
 
@@ -959,11 +775,7 @@ async fn balance(store: &Store, id: &str) -> (i64, i64) {
 }
 
 async fn assert_audit(store: &Store) {
-    assert_eq!(
-        store.ledger_audit().await.unwrap(),
-        (0, true),
-        "ledger audit"
-    );
+    assert_eq!(store.ledger_audit().await.unwrap(), (0, true), "ledger audit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -979,11 +791,7 @@ async fn concurrent_holds_never_overdraw_and_settle_exactly() {
     let mut tasks = JoinSet::new();
     for i in 0..200 {
         let (store, org) = (store.clone(), org.clone());
-        tasks.spawn(async move {
-            store
-                .create_hold(&format!("call:{i}"), &org, Nanos(CENT), FAR_FUTURE)
-                .await
-        });
+        tasks.spawn(async move { store.create_hold(&format!("call:{i}"), &org, Nanos(CENT), FAR_FUTURE).await });
     }
     let mut held = Vec::new();
     let mut refused = 0;
@@ -994,16 +802,8 @@ async fn concurrent_holds_never_overdraw_and_settle_exactly() {
             Err(e) => panic!("a concurrent hold failed with {e}"),
         }
     }
-    assert_eq!(
-        (held.len(), refused),
-        (100, 100),
-        "holds granted and refused"
-    );
-    assert_eq!(
-        balance(&store, &org).await,
-        (DOLLAR, DOLLAR),
-        "every cent is held"
-    );
+    assert_eq!((held.len(), refused), (100, 100), "holds granted and refused");
+    assert_eq!(balance(&store, &org).await, (DOLLAR, DOLLAR), "every cent is held");
     assert_audit(&store).await;
 
     // Post half (9 of 10 mills: 7 to the publisher, 2 to the platform, in either order),
@@ -1018,35 +818,17 @@ async fn concurrent_holds_never_overdraw_and_settle_exactly() {
             }
             let to_publisher = (publisher.as_str(), Nanos(7 * CENT / 10), "charge");
             let to_platform = (platform.as_str(), Nanos(2 * CENT / 10), "platform_fee");
-            let splits = if i % 4 == 0 {
-                [to_publisher, to_platform]
-            } else {
-                [to_platform, to_publisher]
-            };
+            let splits = if i % 4 == 0 { [to_publisher, to_platform] } else { [to_platform, to_publisher] };
             store.post_hold(&id, &splits).await
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let resolution = joined
-            .unwrap()
-            .unwrap_or_else(|e| panic!("a concurrent post or void failed with {e}"));
+        let resolution = joined.unwrap().unwrap_or_else(|e| panic!("a concurrent post or void failed with {e}"));
         assert_eq!(resolution, Resolution::Done);
     }
-    assert_eq!(
-        balance(&store, &org).await,
-        (DOLLAR - 50 * 9 * CENT / 10, 0),
-        "org after settling"
-    );
-    assert_eq!(
-        balance(&store, &publisher).await,
-        (50 * 7 * CENT / 10, 0),
-        "publisher earnings"
-    );
-    assert_eq!(
-        balance(&store, &platform).await,
-        (50 * 2 * CENT / 10, 0),
-        "platform revenue"
-    );
+    assert_eq!(balance(&store, &org).await, (DOLLAR - 50 * 9 * CENT / 10, 0), "org after settling");
+    assert_eq!(balance(&store, &publisher).await, (50 * 7 * CENT / 10, 0), "publisher earnings");
+    assert_eq!(balance(&store, &platform).await, (50 * 2 * CENT / 10, 0), "platform revenue");
     assert_eq!(balance(&store, &grants).await, (-DOLLAR, 0), "grants");
     assert_eq!(store.count_account_transfers(&publisher).await.unwrap(), 50);
     assert_audit(&store).await;
@@ -1070,10 +852,7 @@ async fn concurrent_posts_and_transfers_across_orgs_do_not_deadlock() {
     let mut holds = Vec::new();
     for (o, org) in orgs.iter().enumerate() {
         for h in 0..HOLDS {
-            let hold = store
-                .create_hold(&format!("h:{o}:{h}"), org, Nanos(CENT), FAR_FUTURE)
-                .await
-                .unwrap();
+            let hold = store.create_hold(&format!("h:{o}:{h}"), org, Nanos(CENT), FAR_FUTURE).await.unwrap();
             holds.push(hold.id);
         }
     }
@@ -1103,16 +882,11 @@ async fn concurrent_posts_and_transfers_across_orgs_do_not_deadlock() {
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        joined
-            .unwrap()
-            .unwrap_or_else(|e| panic!("a concurrent post or transfer failed with {e}"));
+        joined.unwrap().unwrap_or_else(|e| panic!("a concurrent post or transfer failed with {e}"));
     }
     // Transfers cancel out (each org sends and receives six cents); posts take HOLDS cents.
     for org in &orgs {
-        assert_eq!(
-            balance(&store, org).await,
-            (DOLLAR - HOLDS as i64 * CENT, 0)
-        );
+        assert_eq!(balance(&store, org).await, (DOLLAR - HOLDS as i64 * CENT, 0));
     }
     let posted = (ORGS * HOLDS) as i64 * CENT / 2;
     assert_eq!(balance(&store, &publisher).await, (posted, 0));
@@ -1130,18 +904,11 @@ async fn one_key_from_many_concurrent_callers_moves_money_once() {
     let mut tasks = JoinSet::new();
     for _ in 0..20 {
         let (store, grants, org) = (store.clone(), grants.clone(), org.clone());
-        tasks.spawn(
-            async move { pay(&store, "purchase:42", &grants, &org, 5 * DOLLAR, true).await },
-        );
+        tasks.spawn(async move { pay(&store, "purchase:42", &grants, &org, 5 * DOLLAR, true).await });
     }
     let mut ids = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        ids.push(
-            joined
-                .unwrap()
-                .unwrap_or_else(|e| panic!("a concurrent retry failed with {e}"))
-                .id,
-        );
+        ids.push(joined.unwrap().unwrap_or_else(|e| panic!("a concurrent retry failed with {e}")).id);
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every caller gets the same transfer: {ids:?}");
@@ -1151,28 +918,15 @@ async fn one_key_from_many_concurrent_callers_moves_money_once() {
     let mut tasks = JoinSet::new();
     for _ in 0..20 {
         let (store, org) = (store.clone(), org.clone());
-        tasks.spawn(async move {
-            store
-                .create_hold("call:req-7", &org, Nanos(3 * DOLLAR), FAR_FUTURE)
-                .await
-        });
+        tasks.spawn(async move { store.create_hold("call:req-7", &org, Nanos(3 * DOLLAR), FAR_FUTURE).await });
     }
     let mut ids = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        ids.push(
-            joined
-                .unwrap()
-                .unwrap_or_else(|e| panic!("a concurrent hold retry failed with {e}"))
-                .id,
-        );
+        ids.push(joined.unwrap().unwrap_or_else(|e| panic!("a concurrent hold retry failed with {e}")).id);
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every caller gets the same hold: {ids:?}");
-    assert_eq!(
-        balance(&store, &org).await,
-        (5 * DOLLAR, 3 * DOLLAR),
-        "held once"
-    );
+    assert_eq!(balance(&store, &org).await, (5 * DOLLAR, 3 * DOLLAR), "held once");
     assert_audit(&store).await;
 }
 
@@ -1189,13 +943,7 @@ async fn a_hold_raced_by_posts_voids_and_the_sweeper_resolves_exactly_once() {
     let mut holds = Vec::new();
     for i in 0..HOLDS {
         let expires_at = if i % 3 == 0 { now - 1 } else { FAR_FUTURE };
-        holds.push(
-            store
-                .create_hold(&format!("race:{i}"), &org, Nanos(CENT), expires_at)
-                .await
-                .unwrap()
-                .id,
-        );
+        holds.push(store.create_hold(&format!("race:{i}"), &org, Nanos(CENT), expires_at).await.unwrap().id);
     }
     let mut tasks = JoinSet::new();
     for (i, id) in holds.iter().enumerate() {
@@ -1203,9 +951,7 @@ async fn a_hold_raced_by_posts_voids_and_the_sweeper_resolves_exactly_once() {
             let (store, id, publisher) = (store.clone(), id.clone(), publisher.clone());
             tasks.spawn(async move {
                 let resolution = if contender % 2 == 0 {
-                    store
-                        .post_hold(&id, &[(publisher.as_str(), Nanos(CENT), "charge")])
-                        .await
+                    store.post_hold(&id, &[(publisher.as_str(), Nanos(CENT), "charge")]).await
                 } else {
                     store.void_hold(&id).await
                 };
@@ -1237,19 +983,12 @@ async fn a_hold_raced_by_posts_voids_and_the_sweeper_resolves_exactly_once() {
         let hold = store.hold(id).await.unwrap();
         match hold.state {
             HoldState::Expired => {
-                assert_eq!(
-                    done[i], 0,
-                    "hold {i} expired and was also resolved by a call"
-                );
+                assert_eq!(done[i], 0, "hold {i} expired and was also resolved by a call");
                 expired += 1;
             }
             HoldState::Pending => panic!("hold {i} is still pending"),
             state => {
-                assert_eq!(
-                    done[i], 1,
-                    "hold {i} ({state:?}) resolved {} times",
-                    done[i]
-                );
+                assert_eq!(done[i], 1, "hold {i} ({state:?}) resolved {} times", done[i]);
                 if state == HoldState::Posted {
                     posted += 1;
                 }
@@ -1259,19 +998,13 @@ async fn a_hold_raced_by_posts_voids_and_the_sweeper_resolves_exactly_once() {
     assert_eq!(swept, expired, "the sweepers' count");
 
     // One hold, sixty contenders at once: more than the PostgreSQL pool has connections.
-    let last = store
-        .create_hold("race:last", &org, Nanos(CENT), FAR_FUTURE)
-        .await
-        .unwrap()
-        .id;
+    let last = store.create_hold("race:last", &org, Nanos(CENT), FAR_FUTURE).await.unwrap().id;
     let mut tasks = JoinSet::new();
     for contender in 0..60 {
         let (store, id, publisher) = (store.clone(), last.clone(), publisher.clone());
         tasks.spawn(async move {
             if contender % 2 == 0 {
-                store
-                    .post_hold(&id, &[(publisher.as_str(), Nanos(CENT), "charge")])
-                    .await
+                store.post_hold(&id, &[(publisher.as_str(), Nanos(CENT), "charge")]).await
             } else {
                 store.void_hold(&id).await
             }
@@ -1279,10 +1012,7 @@ async fn a_hold_raced_by_posts_voids_and_the_sweeper_resolves_exactly_once() {
     }
     let mut last_done = 0;
     while let Some(joined) = tasks.join_next().await {
-        match joined
-            .unwrap()
-            .unwrap_or_else(|e| panic!("resolving the last hold failed with {e}"))
-        {
+        match joined.unwrap().unwrap_or_else(|e| panic!("resolving the last hold failed with {e}")) {
             Resolution::Done => last_done += 1,
             Resolution::AlreadyResolved(state) => assert_ne!(state, HoldState::Pending),
         }
@@ -1292,16 +1022,8 @@ async fn a_hold_raced_by_posts_voids_and_the_sweeper_resolves_exactly_once() {
         posted += 1;
     }
 
-    assert_eq!(
-        balance(&store, &org).await,
-        (DOLLAR - posted * CENT, 0),
-        "org after the races"
-    );
-    assert_eq!(
-        balance(&store, &publisher).await,
-        (posted * CENT, 0),
-        "publisher after the races"
-    );
+    assert_eq!(balance(&store, &org).await, (DOLLAR - posted * CENT, 0), "org after the races");
+    assert_eq!(balance(&store, &publisher).await, (posted * CENT, 0), "publisher after the races");
     assert_audit(&store).await;
 }
 
@@ -1311,38 +1033,14 @@ async fn a_post_whose_transfer_key_is_taken_changes_nothing() {
     let store = ts.store.clone();
     let org = funded_org(&store, "org_taken", DOLLAR).await;
     let publisher = account(&store, AccountKind::PublisherEarnings, "pub").await;
-    let hold = store
-        .create_hold("call:taken", &org, Nanos(CENT), FAR_FUTURE)
-        .await
-        .unwrap();
+    let hold = store.create_hold("call:taken", &org, Nanos(CENT), FAR_FUTURE).await.unwrap();
     // Someone already used the key the post's first split would get, for the same movement.
-    pay(&store, "call:taken:post:0", &org, &publisher, CENT, false)
-        .await
-        .unwrap();
-    let before = (
-        balance(&store, &org).await,
-        balance(&store, &publisher).await,
-    );
-    let result = store
-        .post_hold(&hold.id, &[(publisher.as_str(), Nanos(CENT), "charge")])
-        .await;
-    assert!(
-        matches!(result, Err(StoreError::Conflict(_))),
-        "got {result:?}"
-    );
-    assert_eq!(
-        (
-            balance(&store, &org).await,
-            balance(&store, &publisher).await
-        ),
-        before,
-        "nothing moved"
-    );
-    assert_eq!(
-        store.hold(&hold.id).await.unwrap().state,
-        HoldState::Pending,
-        "the hold is still open"
-    );
+    pay(&store, "call:taken:post:0", &org, &publisher, CENT, false).await.unwrap();
+    let before = (balance(&store, &org).await, balance(&store, &publisher).await);
+    let result = store.post_hold(&hold.id, &[(publisher.as_str(), Nanos(CENT), "charge")]).await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "got {result:?}");
+    assert_eq!((balance(&store, &org).await, balance(&store, &publisher).await), before, "nothing moved");
+    assert_eq!(store.hold(&hold.id).await.unwrap().state, HoldState::Pending, "the hold is still open");
     assert_eq!(store.void_hold(&hold.id).await.unwrap(), Resolution::Done);
     assert_eq!(balance(&store, &org).await, (DOLLAR - CENT, 0));
     assert_audit(&store).await;

@@ -1,10 +1,10 @@
 //! `tollgate admin …`: the operator's commands, calling the same functions as the API.
 
-use crate::cli::{open_store, AdminCommand};
+use crate::cli::{AdminCommand, open_store};
 use crate::serve::app_state;
-use anyhow::{anyhow, bail, Context, Result};
-use tollgate_domain::secret::random_token;
+use anyhow::{Context, Result, anyhow, bail};
 use tollgate_domain::Nanos;
+use tollgate_domain::secret::random_token;
 
 pub async fn run(cmd: AdminCommand) -> Result<()> {
     match cmd {
@@ -15,17 +15,25 @@ pub async fn run(cmd: AdminCommand) -> Result<()> {
             let password = password
                 .or_else(|| std::env::var("TOLLGATE_ADMIN_PASSWORD").ok())
                 .context("give --password or set TOLLGATE_ADMIN_PASSWORD")?;
-            let (user, org) = tollgate_api::service::sign_up(&state, &email, &password, &name).await.map_err(|e| anyhow!("{e}"))?;
+            let (user, org) =
+                tollgate_api::service::sign_up(&state, &email, &password, &name).await.map_err(|e| anyhow!("{e}"))?;
             if operator {
                 store.set_operator(&user.id, true).await?;
             }
-            println!("created user {} ({}) with org {}{}", user.email, user.id, org.id, if operator { ", operator" } else { "" });
+            println!(
+                "created user {} ({}) with org {}{}",
+                user.email,
+                user.id,
+                org.id,
+                if operator { ", operator" } else { "" }
+            );
             Ok(())
         }
         AdminCommand::MakeOperator { common, email } => {
             let config = common.load(Vec::new())?;
             let (store, _) = open_store(&config).await?;
-            let (user, _) = store.user_by_email(&email.trim().to_ascii_lowercase()).await?.context("no user has this email")?;
+            let (user, _) =
+                store.user_by_email(&email.trim().to_ascii_lowercase()).await?.context("no user has this email")?;
             store.set_operator(&user.id, true).await?;
             println!("{} is now an operator", user.email);
             Ok(())
@@ -39,13 +47,16 @@ pub async fn run(cmd: AdminCommand) -> Result<()> {
                 bail!("--amount must be more than 0");
             }
             let org_id = if org.contains('@') {
-                let (user, _) = store.user_by_email(&org.trim().to_ascii_lowercase()).await?.context("no user has this email")?;
+                let (user, _) =
+                    store.user_by_email(&org.trim().to_ascii_lowercase()).await?.context("no user has this email")?;
                 user.personal_org_id
             } else {
                 org
             };
             let key = format!("grant:cli:{}", random_token(24)?);
-            let t = tollgate_api::service::grant_credits(&state, &org_id, amount, &memo, &key).await.map_err(|e| anyhow!("{e}"))?;
+            let t = tollgate_api::service::grant_credits(&state, &org_id, amount, &memo, &key)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             let balance = store.ledger_account(tollgate_store::ledger::AccountKind::OrgCredit, &org_id).await?;
             println!("granted {} USD to {org_id} (transfer {}); balance now {} USD", t.amount, t.id, balance.balance);
             Ok(())

@@ -1,7 +1,7 @@
 //! Configuration, layered: defaults → `tollgate.toml` → `TOLLGATE_*` environment → flags.
 //! Every key is documented here and in docs/OPERATIONS.md.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -70,9 +70,20 @@ impl Default for Config {
 
 /// Every key, as written in `tollgate.toml`.
 pub const KEYS: &[&str] = &[
-    "listen", "data_dir", "database_url", "redis_url", "public_url", "encryption_key", "signup_grant_usd",
-    "platform_fee_bps", "cookie_secure", "rate_limit_minute", "rate_limit_hour", "rate_limit_day",
-    "billing_durability", "log",
+    "listen",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "public_url",
+    "encryption_key",
+    "signup_grant_usd",
+    "platform_fee_bps",
+    "cookie_secure",
+    "rate_limit_minute",
+    "rate_limit_hour",
+    "rate_limit_day",
+    "billing_durability",
+    "log",
 ];
 
 /// Keys whose values are never printed.
@@ -113,7 +124,11 @@ impl Config {
 
     /// Loads the layers: defaults, then `file` (or `./tollgate.toml` if present), then the
     /// environment, then `flags` (key, value) in order. Returns warnings to log.
-    pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &[(&str, String)]) -> Result<(Config, Vec<String>)> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        flags: &[(&str, String)],
+    ) -> Result<(Config, Vec<String>)> {
         let mut warnings = Vec::new();
         let env_file = env.iter().find(|(k, _)| k == "TOLLGATE_CONFIG").map(|(_, v)| PathBuf::from(v));
         let path = file.map(Path::to_path_buf).or(env_file);
@@ -156,7 +171,8 @@ impl Config {
         if !(0..=10_000).contains(&self.platform_fee_bps) {
             bail!("platform_fee_bps must be between 0 and 10000");
         }
-        tollgate_domain::Nanos::parse_usd(&self.signup_grant_usd).map_err(|e| anyhow::anyhow!("signup_grant_usd {e}"))?;
+        tollgate_domain::Nanos::parse_usd(&self.signup_grant_usd)
+            .map_err(|e| anyhow::anyhow!("signup_grant_usd {e}"))?;
         Ok(())
     }
 

@@ -2,11 +2,11 @@
 //! example MCP servers of this same binary — all through the public API, so the demo
 //! data is exactly what a person could have made. Seeding twice changes nothing.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use axum::body::Body;
-use axum::http::{header, Method, Request};
+use axum::http::{Method, Request, header};
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tollgate_api::AppState;
 use tower::ServiceExt;
 
@@ -22,7 +22,14 @@ struct Client {
 }
 
 impl Client {
-    async fn send(router: &axum::Router, method: Method, path: &str, body: Value, cookie: &str, csrf: &str) -> Result<(u16, Value, String)> {
+    async fn send(
+        router: &axum::Router,
+        method: Method,
+        path: &str,
+        body: Value,
+        cookie: &str,
+        csrf: &str,
+    ) -> Result<(u16, Value, String)> {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -145,7 +152,8 @@ pub async fn seed(state: &AppState, public_url: &str) -> Result<Vec<String>> {
     let already = state.store.user_by_email(CONSUMER).await?.is_some();
     if !already {
         let router = tollgate_api::router(state.clone());
-        let publisher = Client::sign_up(&router, PUBLISHER, "Demo Publisher").await.context("seeding the demo publisher")?;
+        let publisher =
+            Client::sign_up(&router, PUBLISHER, "Demo Publisher").await.context("seeding the demo publisher")?;
         let consumer = Client::sign_up(&router, CONSUMER, "Demo User").await.context("seeding the demo consumer")?;
         for (i, a) in agents().iter().enumerate() {
             publisher
@@ -181,11 +189,15 @@ pub async fn seed(state: &AppState, public_url: &str) -> Result<Vec<String>> {
             ("summarizer", 4, "Fast, and the token usage it reports matches my own counts."),
             ("word-counter", 5, "Simple and correct with emoji and accents."),
         ] {
-            consumer.call(Method::POST, &format!("/api/v1/agents/{slug}/reviews"), json!({"rating": rating, "body": body})).await?;
+            consumer
+                .call(Method::POST, &format!("/api/v1/agents/{slug}/reviews"), json!({"rating": rating, "body": body}))
+                .await?;
         }
         let installed = consumer.call(Method::POST, "/api/v1/installations", json!({"agent": "echo"})).await?;
         let id = installed["id"].as_str().unwrap_or_default();
-        let key = consumer.call(Method::POST, &format!("/api/v1/installations/{id}/keys"), json!({"name": "Demo key"})).await?;
+        let key = consumer
+            .call(Method::POST, &format!("/api/v1/installations/{id}/keys"), json!({"name": "Demo key"}))
+            .await?;
         lines.push(format!("demo: a key for the Echo agent (shown once): {}", key["key"].as_str().unwrap_or_default()));
     }
     lines.push(format!("demo: consumer {CONSUMER} / {DEMO_PASSWORD}; publisher {PUBLISHER} / {DEMO_PASSWORD}"));

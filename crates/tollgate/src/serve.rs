@@ -1,13 +1,13 @@
 //! `tollgate serve`: one listener for the web UI, the API and the gateway.
 
-use crate::cli::{open_store, ServeArgs};
+use crate::cli::{ServeArgs, open_store};
 use crate::config::Config;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result, anyhow};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tollgate_api::{ApiConfig, AppState};
-use tollgate_domain::secret::Sealer;
 use tollgate_domain::Nanos;
+use tollgate_domain::secret::Sealer;
 use tollgate_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -59,7 +59,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = args.load()?;
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
-    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
     let bound = listener.local_addr()?.to_string();
     let config = Config { public_url: Some(public_url(&config, &bound)), ..config };
     let (store, applied) = open_store(&config).await?;
@@ -68,7 +70,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     let state = app_state(&config, store.clone())?;
     if config.redis_url.is_some() {
-        tracing::warn!("redis_url is set but this build keeps rate-limit counters in memory; Redis is used by the gateway");
+        tracing::warn!(
+            "redis_url is set but this build keeps rate-limit counters in memory; Redis is used by the gateway"
+        );
     }
     let shutdown = CancellationToken::new();
     let app = tollgate_api::router(state.clone())

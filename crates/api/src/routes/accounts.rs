@@ -1,12 +1,12 @@
 //! Sign-up, log-in, log-out, `me`, and account tokens.
 
-use crate::auth::{cookie, Auth, ClientAddr, ACCOUNT_TOKEN_PREFIX, SESSION_COOKIE};
+use crate::auth::{ACCOUNT_TOKEN_PREFIX, Auth, ClientAddr, SESSION_COOKIE, cookie};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
 use crate::views::{ErrorBody, InvitationView, MeView, NewTokenView, OrgView, SessionView, TokenView, UserView};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -15,9 +15,9 @@ use tollgate_domain::catalog::{Role, Scope};
 use tollgate_domain::secret::{hash_password, new_id, random_token, sha256_hex, verify_password};
 use tollgate_domain::time::now_ms;
 use tollgate_domain::validate;
+use tollgate_store::StoreError;
 use tollgate_store::accounts::{AccountToken, User};
 use tollgate_store::orgs::Org;
-use tollgate_store::StoreError;
 use utoipa::ToSchema;
 
 /// Sessions last seven days.
@@ -71,7 +71,8 @@ async fn start_session(state: &AppState, user: &User, org: &Org, status: StatusC
     let csrf = random_token(32)?;
     state.store.create_session(&sha256_hex(token.as_bytes()), &user.id, &csrf, now_ms() + SESSION_TTL_MS).await?;
     let secure = if state.config.cookie_secure { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000);
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000);
     let body = SessionView { user: user.into(), org: OrgView::new(org, Some(Role::Owner)), csrf_token: csrf };
     let mut response = (status, Json(body)).into_response();
     response
@@ -106,7 +107,8 @@ pub(crate) async fn login(
     }
     let found = state.store.user_by_email(&email).await?;
     // Verify against a fixed hash when the user is unknown, so timing does not tell.
-    const UNKNOWN: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wH0bSJ9fGm5DFLDvTUdSPJ/Oo0zKmaMgV+JbqLTj9j0";
+    const UNKNOWN: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wH0bSJ9fGm5DFLDvTUdSPJ/Oo0zKmaMgV+JbqLTj9j0";
     let ok = match &found {
         Some((_, hash)) => verify_password(&req.password, hash),
         None => {
@@ -165,13 +167,18 @@ pub struct UpdateMeRequest {
 
 #[utoipa::path(patch, path = "/api/v1/me", tag = "auth", request_body = UpdateMeRequest,
     responses((status = 200, body = UserView), (status = 422, body = ErrorBody)))]
-pub(crate) async fn update_me(State(state): State<AppState>, auth: Auth, ApiJson(req): ApiJson<UpdateMeRequest>) -> ApiResult<Json<UserView>> {
+pub(crate) async fn update_me(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<UpdateMeRequest>,
+) -> ApiResult<Json<UserView>> {
     auth.require(Scope::AccountWrite)?;
     let name = req.name.as_deref().map(|n| validate::text("name", n, 100)).transpose()?;
     if let Some(theme) = req.theme.as_deref().filter(|t| !["light", "dark"].contains(t)) {
         return Err(ApiError::invalid("theme", format!("must be \"light\" or \"dark\", not \"{theme}\"")));
     }
-    let user = state.store.update_user(&auth.user.id, name.as_deref(), req.theme.as_deref(), req.email_notifications).await?;
+    let user =
+        state.store.update_user(&auth.user.id, name.as_deref(), req.theme.as_deref(), req.email_notifications).await?;
     Ok(Json((&user).into()))
 }
 
@@ -208,10 +215,10 @@ pub(crate) async fn create_token(
         }
     }
     // A scoped token cannot mint a token with more power than it has.
-    if let Some(own) = &auth.scopes {
-        if scopes.is_empty() || scopes.iter().any(|s| !own.contains(s)) {
-            return Err(ApiError::Forbidden("a scoped token can only create tokens with a subset of its scopes".into()));
-        }
+    if let Some(own) = &auth.scopes
+        && (scopes.is_empty() || scopes.iter().any(|s| !own.contains(s)))
+    {
+        return Err(ApiError::Forbidden("a scoped token can only create tokens with a subset of its scopes".into()));
     }
     let now = now_ms();
     let expires_at = match req.expires_in_days {
@@ -233,7 +240,10 @@ pub(crate) async fn create_token(
     };
     match state.store.create_account_token(&token, &sha256_hex(secret.as_bytes())).await {
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict("too_many_tokens", "you already have 10 active tokens; revoke one first".into()));
+            return Err(ApiError::Conflict(
+                "too_many_tokens",
+                "you already have 10 active tokens; revoke one first".into(),
+            ));
         }
         other => other?,
     }
@@ -249,7 +259,11 @@ pub(crate) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Ap
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub(crate) async fn revoke_token(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     auth.require(Scope::AccountWrite)?;
     match state.store.revoke_account_token(&auth.user.id, &id).await {
         Err(StoreError::NotFound) => Err(ApiError::NotFound("token")),

@@ -4,17 +4,17 @@ use crate::auth::{Auth, OrgCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::views::{usd, ErrorBody};
+use crate::views::{ErrorBody, usd};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tollgate_domain::Nanos;
 use tollgate_domain::catalog::Scope;
 use tollgate_domain::secret::random_token;
 use tollgate_domain::time::{now_ms, rfc3339, utc_month_start};
-use tollgate_domain::Nanos;
-use tollgate_store::ledger::{AccountKind, NewTransfer, Transfer, PLATFORM};
+use tollgate_store::ledger::{AccountKind, NewTransfer, PLATFORM, Transfer};
 use utoipa::ToSchema;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -92,7 +92,11 @@ pub(crate) struct PageQuery {
 #[utoipa::path(get, path = "/api/v1/billing/transactions", tag = "billing",
     params(("page" = Option<i64>, Query, description = "From 1"), ("per_page" = Option<i64>, Query, description = "1–100, default 25")),
     responses((status = 200, body = TransactionPage)))]
-pub(crate) async fn transactions(State(state): State<AppState>, c: OrgCtx, Query(q): Query<PageQuery>) -> ApiResult<Json<TransactionPage>> {
+pub(crate) async fn transactions(
+    State(state): State<AppState>,
+    c: OrgCtx,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<TransactionPage>> {
     c.auth.require(Scope::BillingRead)?;
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(25);
@@ -129,7 +133,11 @@ pub struct BudgetRequest {
 
 #[utoipa::path(put, path = "/api/v1/billing/budget", tag = "billing", request_body = BudgetRequest,
     responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn set_budget(State(state): State<AppState>, c: OrgCtx, ApiJson(req): ApiJson<BudgetRequest>) -> ApiResult<Json<BalanceView>> {
+pub(crate) async fn set_budget(
+    State(state): State<AppState>,
+    c: OrgCtx,
+    ApiJson(req): ApiJson<BudgetRequest>,
+) -> ApiResult<Json<BalanceView>> {
     c.auth.require(Scope::BillingWrite)?;
     c.require_admin()?;
     let limit = req.monthly_limit.as_deref().map(|t| parse_usd("monthly_limit", t)).transpose()?;
@@ -152,7 +160,11 @@ pub struct AutoRechargeRequest {
 
 #[utoipa::path(put, path = "/api/v1/billing/auto-recharge", tag = "billing", request_body = AutoRechargeRequest,
     responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn set_auto_recharge(State(state): State<AppState>, c: OrgCtx, ApiJson(req): ApiJson<AutoRechargeRequest>) -> ApiResult<Json<BalanceView>> {
+pub(crate) async fn set_auto_recharge(
+    State(state): State<AppState>,
+    c: OrgCtx,
+    ApiJson(req): ApiJson<AutoRechargeRequest>,
+) -> ApiResult<Json<BalanceView>> {
     c.auth.require(Scope::BillingWrite)?;
     c.require_admin()?;
     let threshold = parse_usd("threshold", &req.threshold)?;
@@ -160,7 +172,8 @@ pub(crate) async fn set_auto_recharge(State(state): State<AppState>, c: OrgCtx, 
     if amount < Nanos(5_000_000_000) {
         return Err(ApiError::invalid("amount", "must be at least 5.00"));
     }
-    let settings = serde_json::json!({"enabled": req.enabled, "threshold": usd(threshold), "amount": usd(amount)}).to_string();
+    let settings =
+        serde_json::json!({"enabled": req.enabled, "threshold": usd(threshold), "amount": usd(amount)}).to_string();
     state.store.set_auto_recharge(&c.org.id, Some(&settings)).await?;
     let org = state.store.org(&c.org.id).await?;
     balance(State(state), OrgCtx { org, ..c }).await
@@ -168,7 +181,13 @@ pub(crate) async fn set_auto_recharge(State(state): State<AppState>, c: OrgCtx, 
 
 /// Adds `amount` of free credits to an org from the platform's grants account, once per
 /// `idempotency_key`. Shared by the operator API and `tollgate admin grant-credits`.
-pub async fn grant_credits(state: &AppState, org_id: &str, amount: Nanos, memo: &str, idempotency_key: &str) -> ApiResult<Transfer> {
+pub async fn grant_credits(
+    state: &AppState,
+    org_id: &str,
+    amount: Nanos,
+    memo: &str,
+    idempotency_key: &str,
+) -> ApiResult<Transfer> {
     if amount.0 <= 0 {
         return Err(ApiError::invalid("amount", "must be more than 0"));
     }
@@ -225,6 +244,12 @@ pub(crate) async fn admin_grant(
     let t = grant_credits(&state, &org, amount, &memo, &key).await?;
     Ok((
         StatusCode::CREATED,
-        Json(TransactionView { id: t.id, kind: t.kind, amount: usd(t.amount), memo: t.memo, created_at: rfc3339(t.created_at) }),
+        Json(TransactionView {
+            id: t.id,
+            kind: t.kind,
+            amount: usd(t.amount),
+            memo: t.memo,
+            created_at: rfc3339(t.created_at),
+        }),
     ))
 }

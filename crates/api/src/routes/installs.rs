@@ -1,6 +1,6 @@
 //! Installations and their per-member API keys.
 
-use crate::auth::{org_ctx, Auth, OrgCtx};
+use crate::auth::{Auth, OrgCtx, org_ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -14,8 +14,8 @@ use tollgate_domain::catalog::Scope;
 use tollgate_domain::secret::{new_id, random_token, sha256_hex};
 use tollgate_domain::time::now_ms;
 use tollgate_domain::validate;
-use tollgate_store::installs::{ApiKey, DailyLimits, Installation};
 use tollgate_store::StoreError;
+use tollgate_store::installs::{ApiKey, DailyLimits, Installation};
 use utoipa::ToSchema;
 
 /// Gateway keys start with this, followed by the agent's slug.
@@ -44,14 +44,21 @@ pub struct InstallRequest {
     params(("X-Tollgate-Org" = Option<String>, Header, description = "The org to act in (default: your personal org)")),
     responses((status = 201, body = InstallationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 410, body = ErrorBody)))]
-pub(crate) async fn install(State(state): State<AppState>, c: OrgCtx, ApiJson(req): ApiJson<InstallRequest>) -> ApiResult<(StatusCode, Json<InstallationView>)> {
+pub(crate) async fn install(
+    State(state): State<AppState>,
+    c: OrgCtx,
+    ApiJson(req): ApiJson<InstallRequest>,
+) -> ApiResult<(StatusCode, Json<InstallationView>)> {
     c.auth.require(Scope::AccountWrite)?;
     c.require_write()?;
     let agent = state.store.agent_by_slug(&req.agent).await.map_err(|_| ApiError::NotFound("agent"))?;
     let wanted = req.version.as_deref().unwrap_or("latest");
     let version = state.store.agent_version(&agent.id, wanted).await.map_err(|_| ApiError::NotFound("version"))?;
     if version.status == "retired" {
-        return Err(ApiError::Conflict("version_retired", format!("version {} is retired; install a newer one", version.version)));
+        return Err(ApiError::Conflict(
+            "version_retired",
+            format!("version {} is retired; install a newer one", version.version),
+        ));
     }
     let pinned = if wanted == "latest" { "latest" } else { version.version.as_str() };
     match state.store.install(&c.org.id, &agent.id, pinned, &c.auth.user.id).await {
@@ -78,7 +85,11 @@ pub(crate) struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/installations", tag = "installations",
     params(("all" = Option<bool>, Query, description = "Include uninstalled installations")),
     responses((status = 200, body = Vec<InstallationView>)))]
-pub(crate) async fn list_installations(State(state): State<AppState>, c: OrgCtx, Query(q): Query<ListQuery>) -> ApiResult<Json<Vec<InstallationView>>> {
+pub(crate) async fn list_installations(
+    State(state): State<AppState>,
+    c: OrgCtx,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<InstallationView>>> {
     c.auth.require(Scope::AgentsRead)?;
     Ok(Json(state.store.installations(&c.org.id, q.all).await?.iter().map(InstallationView::from).collect()))
 }
@@ -92,7 +103,11 @@ async fn owned(state: &AppState, auth: Auth, id: &str) -> ApiResult<(OrgCtx, Ins
 
 #[utoipa::path(get, path = "/api/v1/installations/{id}", tag = "installations",
     responses((status = 200, body = InstallationView), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_installation(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InstallationView>> {
+pub(crate) async fn get_installation(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InstallationView>> {
     auth.require(Scope::AgentsRead)?;
     let (_, inst) = owned(&state, auth, &id).await?;
     Ok(Json((&inst).into()))
@@ -128,7 +143,11 @@ pub(crate) async fn update_installation(
 #[utoipa::path(delete, path = "/api/v1/installations/{id}", tag = "installations",
     responses((status = 204, description = "Uninstalled; every key of it is revoked"), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-pub(crate) async fn uninstall(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn uninstall(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     auth.require(Scope::AccountWrite)?;
     let (c, inst) = owned(&state, auth, &id).await?;
     c.require_admin()?;
@@ -152,12 +171,22 @@ pub struct CreateKeyRequest {
 }
 
 fn limits(field: &str, l: LimitsView) -> ApiResult<DailyLimits> {
-    for (name, value) in [("requests", l.requests), ("input_tokens", l.input_tokens), ("output_tokens", l.output_tokens), ("cache_tokens", l.cache_tokens)] {
+    for (name, value) in [
+        ("requests", l.requests),
+        ("input_tokens", l.input_tokens),
+        ("output_tokens", l.output_tokens),
+        ("cache_tokens", l.cache_tokens),
+    ] {
         if value < 0 {
             return Err(ApiError::invalid(&format!("{field}.{name}"), "must be 0 (unlimited) or a positive number"));
         }
     }
-    Ok(DailyLimits { requests: l.requests, input_tokens: l.input_tokens, output_tokens: l.output_tokens, cache_tokens: l.cache_tokens })
+    Ok(DailyLimits {
+        requests: l.requests,
+        input_tokens: l.input_tokens,
+        output_tokens: l.output_tokens,
+        cache_tokens: l.cache_tokens,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/installations/{id}/keys", tag = "keys", request_body = CreateKeyRequest,
@@ -199,7 +228,11 @@ pub(crate) async fn create_key(
 
 #[utoipa::path(get, path = "/api/v1/installations/{id}/keys", tag = "keys",
     responses((status = 200, body = Vec<KeyView>, description = "Admins see every key; others their own"), (status = 404, body = ErrorBody)))]
-pub(crate) async fn list_keys(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Vec<KeyView>>> {
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<KeyView>>> {
     auth.require(Scope::AgentsRead)?;
     let (c, inst) = owned(&state, auth, &id).await?;
     let keys = state.store.installation_keys(&inst.id).await?;
@@ -229,7 +262,12 @@ pub struct UpdateKeyRequest {
 #[utoipa::path(patch, path = "/api/v1/keys/{id}", tag = "keys", request_body = UpdateKeyRequest,
     responses((status = 200, body = KeyView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
-pub(crate) async fn update_key(State(state): State<AppState>, auth: Auth, Path(id): Path<String>, ApiJson(req): ApiJson<UpdateKeyRequest>) -> ApiResult<Json<KeyView>> {
+pub(crate) async fn update_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateKeyRequest>,
+) -> ApiResult<Json<KeyView>> {
     auth.require(Scope::AccountWrite)?;
     let key = own_key(&state, auth, &id).await?;
     let name = req.name.as_deref().map(|n| validate::text("name", n, 100)).transpose()?;
@@ -242,7 +280,11 @@ pub(crate) async fn update_key(State(state): State<AppState>, auth: Auth, Path(i
 
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn revoke_key(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     auth.require(Scope::AccountWrite)?;
     let key = own_key(&state, auth, &id).await?;
     state.store.revoke_key(&key.id).await?;

@@ -1,6 +1,6 @@
 //! Orgs (teams), members, roles, invitations and notifications.
 
-use crate::auth::{org_ctx, Auth, OrgCtx};
+use crate::auth::{Auth, OrgCtx, org_ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -55,7 +55,11 @@ pub struct OrgRequest {
 
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "team", request_body = OrgRequest,
     responses((status = 201, body = OrgView), (status = 422, body = ErrorBody)))]
-pub(crate) async fn create_org(State(state): State<AppState>, auth: Auth, ApiJson(req): ApiJson<OrgRequest>) -> ApiResult<(StatusCode, Json<OrgView>)> {
+pub(crate) async fn create_org(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<OrgRequest>,
+) -> ApiResult<(StatusCode, Json<OrgView>)> {
     auth.require(Scope::TeamWrite)?;
     let name = validate::text("name", &req.name, 100)?;
     let org = state.store.create_team(&name, &auth.user.id).await?;
@@ -64,14 +68,23 @@ pub(crate) async fn create_org(State(state): State<AppState>, auth: Auth, ApiJso
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "team",
     responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_org(State(state): State<AppState>, auth: Auth, Path(org): Path<String>) -> ApiResult<Json<OrgView>> {
+pub(crate) async fn get_org(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+) -> ApiResult<Json<OrgView>> {
     let c = ctx(&state, auth, &org, Scope::TeamRead).await?;
     Ok(Json(OrgView::new(&c.org, Some(c.role))))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "team", request_body = OrgRequest,
     responses((status = 200, body = OrgView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn rename_org(State(state): State<AppState>, auth: Auth, Path(org): Path<String>, ApiJson(req): ApiJson<OrgRequest>) -> ApiResult<Json<OrgView>> {
+pub(crate) async fn rename_org(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+    ApiJson(req): ApiJson<OrgRequest>,
+) -> ApiResult<Json<OrgView>> {
     let c = ctx(&state, auth, &org, Scope::TeamWrite).await?;
     c.require_admin()?;
     let name = validate::text("name", &req.name, 100)?;
@@ -81,7 +94,11 @@ pub(crate) async fn rename_org(State(state): State<AppState>, auth: Auth, Path(o
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "team",
     responses((status = 200, body = Vec<MemberView>), (status = 404, body = ErrorBody)))]
-pub(crate) async fn list_members(State(state): State<AppState>, auth: Auth, Path(org): Path<String>) -> ApiResult<Json<Vec<MemberView>>> {
+pub(crate) async fn list_members(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<MemberView>>> {
     let c = ctx(&state, auth, &org, Scope::TeamRead).await?;
     Ok(Json(state.store.members(&c.org.id).await?.iter().map(MemberView::from).collect()))
 }
@@ -127,7 +144,11 @@ pub(crate) async fn change_role(
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{user}", tag = "team",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(crate) async fn remove_member(State(state): State<AppState>, auth: Auth, Path((org, user)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let c = ctx(&state, auth, &org, Scope::TeamWrite).await?;
     let leaving_self = user == c.auth.user.id;
     if !leaving_self {
@@ -175,7 +196,9 @@ pub(crate) async fn invite(
     let c = ctx(&state, auth, &org, Scope::TeamWrite).await?;
     c.require_admin()?;
     if c.org.personal {
-        return Err(ApiError::Forbidden("create a team to invite people; personal organizations have one member".into()));
+        return Err(ApiError::Forbidden(
+            "create a team to invite people; personal organizations have one member".into(),
+        ));
     }
     let email = validate::email("email", &req.email)?;
     let role = parse_role(&req.role)?;
@@ -188,11 +211,21 @@ pub(crate) async fn invite(
     let token = format!("tg_inv_{}", random_token(32)?);
     let invitation = state
         .store
-        .create_invitation(&c.org.id, &email, role, &sha256_hex(token.as_bytes()), &c.auth.user.id, now_ms() + INVITATION_TTL_MS)
+        .create_invitation(
+            &c.org.id,
+            &email,
+            role,
+            &sha256_hex(token.as_bytes()),
+            &c.auth.user.id,
+            now_ms() + INVITATION_TTL_MS,
+        )
         .await?;
     if let Some((invitee, _)) = state.store.user_by_email(&email).await? {
         let title = format!("{} invited you to {}", c.auth.user.name, c.org.name);
-        state.store.notify(&invitee.id, "invitation", &title, &format!("Join as {}.", role.as_str()), Some("/team")).await?;
+        state
+            .store
+            .notify(&invitee.id, "invitation", &title, &format!("Join as {}.", role.as_str()), Some("/team"))
+            .await?;
     }
     tracing::info!(org.id = %c.org.id, invitation.id = %invitation.id, "invitation created");
     let accept_url = format!("{}/invitations/{token}", state.config.public_url.trim_end_matches('/'));
@@ -201,7 +234,11 @@ pub(crate) async fn invite(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", tag = "team",
     responses((status = 200, body = Vec<InvitationView>), (status = 403, body = ErrorBody)))]
-pub(crate) async fn list_invitations(State(state): State<AppState>, auth: Auth, Path(org): Path<String>) -> ApiResult<Json<Vec<InvitationView>>> {
+pub(crate) async fn list_invitations(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<InvitationView>>> {
     let c = ctx(&state, auth, &org, Scope::TeamRead).await?;
     c.require_admin()?;
     Ok(Json(state.store.org_invitations(&c.org.id).await?.iter().map(InvitationView::from).collect()))
@@ -209,7 +246,11 @@ pub(crate) async fn list_invitations(State(state): State<AppState>, auth: Auth, 
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/invitations/{id}", tag = "team",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn revoke_invitation(State(state): State<AppState>, auth: Auth, Path((org, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub(crate) async fn revoke_invitation(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let c = ctx(&state, auth, &org, Scope::TeamWrite).await?;
     c.require_admin()?;
     match state.store.revoke_invitation(&c.org.id, &id).await {
@@ -227,13 +268,15 @@ pub(crate) async fn my_invitations(State(state): State<AppState>, auth: Auth) ->
 #[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "team",
     params(("token" = String, Path, description = "The invitation's token, or its id when it is addressed to you")),
     responses((status = 200, body = InvitationView), (status = 404, body = ErrorBody)))]
-pub(crate) async fn accept_invitation(State(state): State<AppState>, auth: Auth, Path(token): Path<String>) -> ApiResult<Json<InvitationView>> {
+pub(crate) async fn accept_invitation(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(token): Path<String>,
+) -> ApiResult<Json<InvitationView>> {
     auth.require(Scope::TeamWrite)?;
     let key = if token.starts_with("tg_inv_") { sha256_hex(token.as_bytes()) } else { token };
     match state.store.accept_invitation(&key, &auth.user.id, &auth.user.email).await {
-        Err(StoreError::NotFound) => {
-            Err(ApiError::NotFound("invitation"))
-        }
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("invitation")),
         other => Ok(Json((&other?).into())),
     }
 }
@@ -253,7 +296,11 @@ pub struct MarkReadRequest {
 
 #[utoipa::path(post, path = "/api/v1/notifications/read", tag = "notifications", request_body = MarkReadRequest,
     responses((status = 204)))]
-pub(crate) async fn mark_read(State(state): State<AppState>, auth: Auth, ApiJson(req): ApiJson<MarkReadRequest>) -> ApiResult<StatusCode> {
+pub(crate) async fn mark_read(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<MarkReadRequest>,
+) -> ApiResult<StatusCode> {
     auth.require(Scope::NotificationsRead)?;
     state.store.mark_notifications_read(&auth.user.id, req.id.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -156,3 +156,48 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Publishes an MCP agent with one per-request-priced version 1.0.0 as `who`.
+    pub async fn publish(&self, who: &Caller, slug: &str) {
+        let agent = self
+            .post(
+                "/api/v1/agents",
+                json!({
+                    "slug": slug, "name": format!("Agent {slug}"), "description": "An agent for tests.",
+                    "category": "devtools", "protocol": "mcp", "platforms": ["Cursor"], "capabilities": ["testing"],
+                    "tags": [], "use_cases": [], "governance": {}, "support": {}
+                }),
+                who,
+            )
+            .await;
+        assert_eq!(agent.status, StatusCode::CREATED, "{:?}", agent.body);
+        let version = self
+            .post(
+                &format!("/api/v1/agents/{slug}/versions"),
+                json!({
+                    "version": "1.0.0", "upstream_url": "http://127.0.0.1:9/mcp", "upstream_headers": {"Authorization": "Bearer upstream-secret"},
+                    "base_fee": "0.0001",
+                    "functions": [{"name": "echo", "pricing": {"model": "per_request", "price": "0.001"}, "free_calls": 0, "free_reset": "lifetime"}],
+                    "dependencies": [], "task_timeout_seconds": 300, "cold_start": false
+                }),
+                who,
+            )
+            .await;
+        assert_eq!(version.status, StatusCode::CREATED, "{:?}", version.body);
+    }
+
+    /// Installs `slug` in `who`'s org and returns the installation id.
+    pub async fn install(&self, who: &Caller, slug: &str) -> String {
+        let r = self.post("/api/v1/installations", json!({"agent": slug}), who).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a key on an installation; returns (key id, secret).
+    pub async fn key(&self, who: &Caller, installation: &str) -> (String, String) {
+        let r = self.post(&format!("/api/v1/installations/{installation}/keys"), json!({"name": "k"}), who).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        (r.body["id"].as_str().unwrap().to_string(), r.body["key"].as_str().unwrap().to_string())
+    }
+}
