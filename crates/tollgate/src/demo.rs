@@ -11,7 +11,7 @@ use tollgate_api::AppState;
 use tower::ServiceExt;
 
 /// The demo accounts' password (demo data only).
-pub const DEMO_PASSWORD: &str = "demo-password-42";
+pub const DEMO_PASSWORD: &str = "demo-tollgate-42";
 const PUBLISHER: &str = "publisher@demo.tollgate.dev";
 const CONSUMER: &str = "demo@demo.tollgate.dev";
 
