@@ -30,6 +30,9 @@ struct Migration {
     postgres: &'static str,
 }
 
+/// The advisory lock key that serializes migrations on PostgreSQL.
+const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
+
 /// The embedded migrations, in order. See `migrations/README.md`.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -118,16 +121,30 @@ impl Store {
         self.backend
     }
 
-    /// Applies every embedded migration not yet applied. Returns how many ran.
+    /// Applies every embedded migration not yet applied. Returns how many ran. On
+    /// PostgreSQL an advisory lock makes replicas that start together take turns.
     pub async fn migrate(&self) -> Result<usize> {
-        self.write
-            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-            .await?;
+        let mut conn = self.write.acquire().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        }
+        let result = self.migrate_on(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        }
+        result
+    }
+
+    async fn migrate_on(&self, conn: &mut sqlx::AnyConnection) -> Result<usize> {
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
         let mut applied = 0;
         for m in MIGRATIONS {
             let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(m.version)
-                .fetch_optional(&self.write)
+                .fetch_optional(&mut *conn)
                 .await?;
             if done.is_some() {
                 continue;
@@ -136,8 +153,8 @@ impl Store {
                 Backend::Sqlite => m.sqlite,
                 Backend::Postgres => m.postgres,
             };
-            let mut tx = self.write.begin().await?;
             let fail = |e| StoreError::Migration(format!("{:04}_{}", m.version, m.name), e);
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             tx.execute(sql).await.map_err(fail)?;
             sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                 .bind(m.version)
@@ -151,6 +168,19 @@ impl Store {
             applied += 1;
         }
         Ok(applied)
+    }
+
+    /// Drops a PostgreSQL schema made by [`Store::connect_in_schema`] (tests only).
+    pub async fn drop_schema_for_tests(&self, schema: &str) -> Result<()> {
+        if !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(StoreError::Database(sqlx::Error::Configuration("bad schema name".into())));
+        }
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()")
+            .bind(schema)
+            .execute(&self.write)
+            .await?;
+        self.write.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str()).await?;
+        Ok(())
     }
 
     /// Whether the database answers (for `/readyz`).

@@ -46,6 +46,43 @@ impl TestStore {
         Ok(TestStore { store, url, schema: None, dir: Some(dir) })
     }
 
+    /// Every value of every table as text, one line per row: what a person with the
+    /// database file (or dump) would see. For tests of what is stored at rest.
+    pub async fn dump(&self) -> Result<String> {
+        use sqlx::{Column, Row};
+        let tables: Vec<String> = match self.schema {
+            Some(_) => sqlx::query_scalar(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
+            )
+            .fetch_all(&self.store.read)
+            .await?,
+            None => {
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .fetch_all(&self.store.read)
+                    .await?
+            }
+        };
+        let mut out = String::new();
+        for table in tables {
+            // Table names come from the database's own catalog.
+            for row in sqlx::query(&format!("SELECT * FROM {table}")).fetch_all(&self.store.read).await? {
+                out.push_str(&table);
+                for (i, column) in row.columns().iter().enumerate() {
+                    let text = row
+                        .try_get::<Option<String>, _>(i)
+                        .map(Option::unwrap_or_default)
+                        .or_else(|_| {
+                            row.try_get::<Option<i64>, _>(i).map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                        })
+                        .unwrap_or_default();
+                    out.push_str(&format!(" {}={text}", column.name()));
+                }
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+
     /// The PostgreSQL schema, when on PostgreSQL.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
@@ -64,15 +101,8 @@ impl Drop for TestStore {
                 rt.block_on(async move {
                     if let Ok(store) = Store::connect(&url).await {
                         // The test's own pool may still hold connections (even in a transaction
-                        // whose rollback waits on the blocked test runtime): end them first.
-                        let _ = sqlx::query(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                        )
-                        .bind(&schema)
-                        .execute(&store.write)
-                        .await;
-                        let _ =
-                            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&store.write).await;
+                        // whose rollback waits on the blocked test runtime): this ends them first.
+                        let _ = store.drop_schema_for_tests(&schema).await;
                         store.close().await;
                     }
                 });
