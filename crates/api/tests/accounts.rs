@@ -228,3 +228,19 @@ async fn profile_updates_are_validated() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.get("/api/v1/me", &user.caller()).await.body["user"]["theme"], "dark");
 }
+
+#[tokio::test]
+async fn ended_sessions_are_refused_and_swept() {
+    let app = TestApp::new().await;
+    let user = app.user("fi@example.com").await;
+    let later = tollgate_domain::time::now_ms() + 8 * 24 * 3600 * 1000;
+    assert!(
+        app.store
+            .session(&tollgate_domain::secret::sha256_hex(user.session.as_bytes()), later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(app.store.delete_expired_sessions(later).await.unwrap(), 1);
+    assert_eq!(app.get("/api/v1/me", &user.browser()).await.status, StatusCode::UNAUTHORIZED);
+}

@@ -207,6 +207,12 @@ impl Store {
         Ok(Some((user_from(&row)?, get(&row, "csrf_token")?)))
     }
 
+    /// Deletes sessions that ended before `now`; returns how many.
+    pub async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&self.write).await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.write).await?;

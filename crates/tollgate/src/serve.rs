@@ -98,17 +98,21 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Expires holds whose time has passed, every few seconds.
+/// Expires holds whose time has passed, every few seconds, and deletes ended sessions.
 async fn sweep_holds(store: Store, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                match store.expire_holds(tollgate_domain::time::now_ms()).await {
+                let now = tollgate_domain::time::now_ms();
+                match store.expire_holds(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(holds = n, "expired holds"),
                     Err(e) => tracing::warn!(error = %e, "hold sweeper failed"),
+                }
+                if let Err(e) = store.delete_expired_sessions(now).await {
+                    tracing::warn!(error = %e, "session sweeper failed");
                 }
             }
         }
