@@ -1,0 +1,1 @@
+//! Metering: which function a call used, and how many tokens.

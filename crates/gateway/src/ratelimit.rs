@@ -1,0 +1,1 @@
+//! Rate limits per member per agent over minute, hour and day windows.
