@@ -1,9 +1,268 @@
 //! Tollgate's metered gateway: every call to `/{agent}/{version}/mcp` is authenticated,
-//! rate-limited, forwarded, metered and billed here.
+//! rate-limited, held against the org's credit, forwarded, metered and billed here.
 //!
-//! Architecture invariant: the hot path does no synchronous database round trip per call
-//! in the default mode; counters live in memory (or Redis), and usage and ledger writes go
-//! through one writer task that group-commits.
+//! A call, in order: authenticate the key → the key belongs to this agent, its
+//! installation is active, the version is not retired → rate limits → per-key daily limits
+//! → org monthly budget and balance hold → forward → stream back → meter → settle → usage
+//! record. See docs/ARCHITECTURE.md, "A metered call end to end".
+//!
+//! Architecture invariant: the hot path makes no database round trip in the default mode.
+//! Keys, versions and orgs come from caches dropped on change; rate limits and counters
+//! live in memory (or Redis); holds are carved from credit leases in memory; metering runs
+//! on threads of its own; usage records and charges go through one writer that
+//! group-commits.
 
-pub mod metering;
+mod admit;
+mod body;
+mod call;
+mod counters;
+mod credit;
+mod directory;
+mod error;
+mod meter;
 pub mod ratelimit;
+mod upstream;
+mod writer;
+
+pub use tollgate_store::changes::Change;
+pub use error::GatewayError;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tollgate_domain::secret::Sealer;
+use tollgate_store::Store;
+
+/// When a call's charge is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Group commit: a hard crash may leave the calls of the last batch window uncharged,
+    /// never charged twice.
+    #[default]
+    Async,
+    /// A call's charge is committed before the end of its response is released.
+    Sync,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The URL clients reach this instance at (for the RFC 9728 metadata).
+    pub public_url: String,
+    /// Default requests per member per agent per minute, hour and day (0 = unlimited).
+    pub rate_limits: [u64; 3],
+    /// Connecting to an upstream.
+    pub connect_timeout: Duration,
+    /// From sending the request to the upstream's response headers.
+    pub first_byte_timeout: Duration,
+    /// The longest silence inside a streamed response.
+    pub idle_timeout: Duration,
+    /// The largest request body forwarded.
+    pub max_request_bytes: usize,
+    /// A response stream is cut after this many events…
+    pub max_stream_events: u64,
+    /// … or this many bytes.
+    pub max_stream_bytes: u64,
+    /// The platform's share of each charge, in basis points.
+    pub platform_fee_bps: i64,
+    /// Output tokens a per-token call's hold covers before the call ends.
+    pub hold_output_tokens: i64,
+    /// When charges are committed.
+    pub durability: Durability,
+    /// Threads that count tokens and settle calls (0: one per core, at most 4).
+    pub meter_threads: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            public_url: "http://127.0.0.1:8080".into(),
+            rate_limits: [60, 1000, 10_000],
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(300),
+            max_request_bytes: 4 * 1024 * 1024,
+            max_stream_events: 100_000,
+            max_stream_bytes: 1 << 30,
+            platform_fee_bps: 2000,
+            hold_output_tokens: 4096,
+            durability: Durability::Async,
+            meter_threads: 0,
+        }
+    }
+}
+
+/// Shared state of the gateway.
+pub(crate) struct Inner {
+    pub config: GatewayConfig,
+    pub directory: directory::Directory,
+    pub limiter: Arc<dyn ratelimit::RateLimiter>,
+    pub counters: Arc<counters::Counters>,
+    pub credit: Arc<credit::Credit>,
+    pub meter: meter::Meter,
+    pub upstream: upstream::Upstream,
+}
+
+/// The gateway: shared by every call.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl Gateway {
+    /// A gateway over `store` with `limiter` for rate limits. Starts its meter threads and
+    /// its writer task (call from within a Tokio runtime).
+    pub fn start(
+        store: Store,
+        sealer: Sealer,
+        limiter: Arc<dyn ratelimit::RateLimiter>,
+        config: GatewayConfig,
+    ) -> std::io::Result<Gateway> {
+        tollgate_metering::warm_up();
+        let (to_writer, inbox) = mpsc::unbounded_channel();
+        tokio::spawn(writer::run(store.clone(), inbox));
+        let counters = Arc::new(counters::Counters::new(store.clone()));
+        let credit = Arc::new(credit::Credit::new(store.clone(), credit::LeasePolicy::default()));
+        let threads = match config.meter_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        };
+        let meter = meter::Meter::start(
+            threads,
+            credit.clone(),
+            counters.clone(),
+            to_writer,
+            config.platform_fee_bps,
+            config.durability == Durability::Sync,
+        )?;
+        let mut feed = store.subscribe();
+        let inner = Arc::new(Inner {
+            directory: directory::Directory::new(store, sealer),
+            upstream: upstream::Upstream::new(&config),
+            limiter,
+            counters,
+            credit: credit.clone(),
+            meter,
+            config,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.credit.maintain(false).await;
+            }
+        });
+        let gateway = Gateway { inner };
+        let weak = Arc::downgrade(&gateway.inner);
+        tokio::spawn(async move {
+            loop {
+                let change = match feed.recv().await {
+                    Ok(change) => change,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Change::All,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                Gateway { inner }.apply(&change).await;
+            }
+        });
+        Ok(gateway)
+    }
+
+    /// Routes: `/{agent}/{version}/mcp` (POST, GET, DELETE), `/{agent}/{version}/health`,
+    /// and the RFC 9728 metadata at `/.well-known/oauth-protected-resource/{agent}/{version}/mcp`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/{agent}/{version}/mcp", get(mcp).post(mcp).delete(mcp))
+            .route("/{agent}/{version}/health", get(health))
+            .route("/.well-known/oauth-protected-resource/{agent}/{version}/mcp", get(resource_metadata))
+            .with_state(self.clone())
+    }
+
+    /// Drops what `change` made stale from the caches. Changes the store announces are
+    /// applied on their own; this is for changes learned some other way.
+    pub async fn apply(&self, change: &Change) {
+        self.inner.directory.apply(change);
+        if let Change::Org(org_id) = change {
+            self.inner.credit.forget(org_id).await;
+        }
+    }
+
+    /// Waits until every call finished so far is metered and its charge written.
+    pub async fn flush(&self) {
+        self.inner.meter.flush().await;
+    }
+
+    /// At shutdown, after the last call: writes every settlement, then releases this
+    /// replica's credit leases.
+    pub async fn shutdown(&self) {
+        self.flush().await;
+        self.inner.credit.maintain(true).await;
+    }
+
+    /// How many keys are cached.
+    pub fn cached_keys(&self) -> usize {
+        self.inner.directory.cached_keys()
+    }
+}
+
+/// `POST|GET|DELETE /{agent}/{version}/mcp`.
+async fn mcp(
+    State(gw): State<Gateway>,
+    Path((agent, version)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let inner = &gw.inner;
+    let resource = format!("/{agent}/{version}/mcp");
+    let Ok(body) = axum::body::to_bytes(body, inner.config.max_request_bytes).await else {
+        return call::refuse(inner, GatewayError::TooLarge(inner.config.max_request_bytes), &[], None, &resource);
+    };
+    let asked = if method == Method::POST {
+        match call::read_mcp(&body, &headers) {
+            Ok(asked) => asked,
+            Err((e, id)) => return call::refuse(inner, e, &[], id.as_ref(), &resource),
+        }
+    } else if method == Method::GET {
+        call::Asked::free("session/stream")
+    } else {
+        call::Asked::free("session/delete")
+    };
+    let route = call::Route { agent: &agent, version: &version, resource: &resource, health: false };
+    call::forward(inner, route, method, headers, body, asked).await
+}
+
+/// `GET /{agent}/{version}/health`: forwarded to the agent's `/health` (wakes cold starts),
+/// billed as a utility call.
+async fn health(State(gw): State<Gateway>, Path((agent, version)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let resource = format!("/{agent}/{version}/mcp");
+    let route = call::Route { agent: &agent, version: &version, resource: &resource, health: true };
+    call::forward(&gw.inner, route, Method::GET, headers, Bytes::new(), call::Asked::utility("health")).await
+}
+
+/// RFC 9728 protected-resource metadata for an agent's MCP endpoint.
+async fn resource_metadata(State(gw): State<Gateway>, Path((agent, version)): Path<(String, String)>) -> Response {
+    let base = gw.inner.config.public_url.trim_end_matches('/').to_string();
+    match gw.inner.directory.target(&agent, &version).await {
+        Ok(Some(target)) => axum::Json(serde_json::json!({
+            "resource": format!("{base}/{agent}/{version}/mcp"),
+            "authorization_servers": [base],
+            "bearer_methods_supported": ["header"],
+            "resource_name": target.agent.name,
+            "resource_documentation": format!("{base}/api/v1/store/agents/{agent}"),
+        }))
+        .into_response(),
+        Ok(None) => GatewayError::NotFound(format!("there is no agent version {agent}/{version}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

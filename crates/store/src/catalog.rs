@@ -1,5 +1,6 @@
 //! The catalog: agents, versions and reviews, and the store's listing queries.
 
+use crate::changes::Change;
 use crate::row::{flag, get, json};
 use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
@@ -500,7 +501,10 @@ impl Store {
             .bind(&v.agent_id)
             .execute(&mut *tx)
             .await?;
+        let changes = vec![Change::Agent(v.agent_id.clone())];
+        self.announce(&mut tx, &changes).await?;
         tx.commit().await?;
+        self.announced(changes);
         self.agent_version(&v.agent_id, &v.version).await
     }
 
@@ -523,7 +527,10 @@ impl Store {
             .bind(&version.agent_id)
             .execute(&mut *tx)
             .await?;
+        let changes = vec![Change::Agent(version.agent_id.clone())];
+        self.announce(&mut tx, &changes).await?;
         tx.commit().await?;
+        self.announced(changes);
         self.agent_version(&version.agent_id, &version.version).await
     }
 

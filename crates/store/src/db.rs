@@ -21,6 +21,11 @@ pub struct Store {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
     backend: Backend,
+    /// The URL connected to (for the PostgreSQL change listener).
+    pub(crate) url: Option<String>,
+    /// The PostgreSQL schema, when isolated in one.
+    pub(crate) schema: Option<String>,
+    pub(crate) changes: tokio::sync::broadcast::Sender<crate::changes::Change>,
 }
 
 struct Migration {
@@ -34,12 +39,20 @@ struct Migration {
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
 /// The embedded migrations, in order. See `migrations/README.md`.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sqlite: include_str!("../migrations/0001_foundation.sql"),
-    postgres: include_str!("../migrations/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sqlite: include_str!("../migrations/0001_foundation.sql"),
+        postgres: include_str!("../migrations/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "gateway",
+        sqlite: include_str!("../migrations/0002_gateway.sql"),
+        postgres: include_str!("../migrations/0002_gateway.sql"),
+    },
+];
 
 type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
 
@@ -54,6 +67,9 @@ fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _: sqlx::pool::PoolConnectionM
 }
 
 impl Store {
+    /// How many migrations this build embeds.
+    pub const EMBEDDED_MIGRATIONS: usize = MIGRATIONS.len();
+
     /// Connects to `url` (`sqlite://path` or `postgres://…`) without migrating.
     pub async fn connect(url: &str) -> Result<Store> {
         Self::connect_in_schema(url, None).await
@@ -83,7 +99,7 @@ impl Store {
                     .await?;
                 let read =
                     AnyPoolOptions::new().max_connections(8).after_connect(pragmas).connect_with(options).await?;
-                Ok(Store { read, write, backend })
+                Ok(Store { read, write, backend, url: None, schema: None, changes: crate::changes::feed() })
             }
             Backend::Postgres => {
                 if let Some(schema) = schema {
@@ -111,7 +127,14 @@ impl Store {
                     })
                     .connect_with(options)
                     .await?;
-                Ok(Store { read: pool.clone(), write: pool, backend })
+                Ok(Store {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                    url: Some(url.to_string()),
+                    schema: schema.map(str::to_string),
+                    changes: crate::changes::feed(),
+                })
             }
         }
     }

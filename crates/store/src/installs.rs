@@ -1,5 +1,6 @@
 //! Installations (org × agent) and their API keys, including the gateway's key lookup.
 
+use crate::changes::Change;
 use crate::row::{flag, get};
 use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
@@ -161,7 +162,10 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let changes = vec![Change::Installation(id.to_string())];
+        self.announce(&mut tx, &changes).await?;
         tx.commit().await?;
+        self.announced(changes);
         Ok(())
     }
 
@@ -229,6 +233,7 @@ impl Store {
     pub async fn update_key(&self, id: &str, name: Option<&str>, limits: Option<DailyLimits>) -> Result<ApiKey> {
         let l = limits.unwrap_or_default();
         let has = i64::from(limits.is_some());
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "UPDATE api_keys SET name = COALESCE($1, name), \
              limit_requests = CASE WHEN $2 = 1 THEN $3 ELSE limit_requests END, \
@@ -243,18 +248,31 @@ impl Store {
         .bind(l.output_tokens)
         .bind(l.cache_tokens)
         .bind(id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        self.announce_key(tx, id).await?;
         self.key(id).await
     }
 
     /// Revokes a key (idempotent).
     pub async fn revoke_key(&self, id: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(now_ms())
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        self.announce_key(tx, id).await
+    }
+
+    /// Announces that key `id` changed, and commits `tx`.
+    async fn announce_key(&self, mut tx: sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<()> {
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let changes: Vec<Change> = hash.into_iter().map(Change::Key).collect();
+        self.announce(&mut tx, &changes).await?;
+        tx.commit().await?;
+        self.announced(changes);
         Ok(())
     }
 

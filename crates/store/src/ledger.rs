@@ -183,17 +183,17 @@ fn account_from(row: &AnyRow) -> Result<Account> {
 }
 
 /// One account row change inside a transaction.
-struct Delta<'a> {
-    account_id: &'a str,
-    balance: i64,
-    pending: i64,
+pub(crate) struct Delta<'a> {
+    pub account_id: &'a str,
+    pub balance: i64,
+    pub pending: i64,
     /// Refuse unless `balance − pending ≥ required` before the change.
-    required: Option<i64>,
+    pub required: Option<i64>,
 }
 
 /// Applies `deltas` in ascending account-id order (the lock order). Fails with
 /// [`StoreError::Insufficient`] when a required available balance is missing.
-async fn apply(conn: &mut AnyConnection, deltas: &mut [Delta<'_>]) -> Result<()> {
+pub(crate) async fn apply(conn: &mut AnyConnection, deltas: &mut [Delta<'_>]) -> Result<()> {
     deltas.sort_by(|a, b| a.account_id.cmp(b.account_id));
     for d in deltas.iter() {
         let result = match d.required {
@@ -354,6 +354,98 @@ async fn hold_in(conn: &mut AnyConnection, hold_id: &str) -> Result<Hold> {
 /// The owner id of the platform's single accounts (revenue, external sources).
 pub const PLATFORM: &str = "platform";
 
+/// Posts a pending hold inside the caller's transaction (see [`Store::post_hold`]);
+/// returns the resolution and the id of the first transfer it made.
+pub(crate) async fn post_hold_in(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    total: Nanos,
+    splits: &[(&str, Nanos, &str)],
+) -> Result<(Resolution, Option<String>)> {
+    let mut first = None;
+    let Some(hold) = claim_hold(conn, hold_id, "posted", total).await? else {
+        return Ok((Resolution::AlreadyResolved(hold_in(conn, hold_id).await?.state), None));
+    };
+    // Every account row changes in one `apply`, so in the lock order; updating the held
+    // account first and then each split's pair would lock in split order and deadlock
+    // against concurrent posts and transfers on PostgreSQL.
+    let mut deltas =
+        vec![Delta { account_id: &hold.account_id, balance: -total.0, pending: -hold.amount.0, required: None }];
+    for (i, (credit, amount, kind)) in splits.iter().enumerate() {
+        if amount.0 == 0 {
+            continue;
+        }
+        let key = format!("{}:post:{i}", hold.idempotency_key);
+        let transfer = NewTransfer {
+            idempotency_key: &key,
+            debit_account_id: &hold.account_id,
+            credit_account_id: credit,
+            amount: *amount,
+            kind,
+            memo: "",
+            allow_overdraft: true,
+        };
+        match insert_transfer(conn, &transfer, Some(&hold.id)).await? {
+            Inserted::Existing(_) => {
+                return Err(StoreError::Conflict(format!("idempotency key {key} is already used")));
+            }
+            Inserted::New(t) => first.get_or_insert(t.id),
+        };
+        deltas.push(Delta { account_id: credit, balance: amount.0, pending: 0, required: None });
+    }
+    apply(conn, &mut deltas).await?;
+    Ok((Resolution::Done, first))
+}
+
+/// Voids or expires a pending hold inside the caller's transaction, exactly once: what it
+/// still reserves is released. A lease that was drawn on ends `posted` (partly), one that
+/// was not `voided`; an expired hold or lease ends `expired`. What a lease's draws posted
+/// stays in `posted_amount`.
+pub(crate) async fn release_hold_in(conn: &mut AnyConnection, hold_id: &str, state: &str) -> Result<Resolution> {
+    let claimed = sqlx::query("UPDATE ledger_holds SET state = $1, resolved_at = $2 WHERE id = $3 AND state = 'pending'")
+        .bind(state)
+        .bind(now_ms())
+        .bind(hold_id)
+        .execute(&mut *conn)
+        .await?;
+    if claimed.rows_affected() == 0 {
+        return Ok(Resolution::AlreadyResolved(hold_in(conn, hold_id).await?.state));
+    }
+    // The row is locked by the update above: its amount is what it still reserves.
+    let hold = hold_in(conn, hold_id).await?;
+    if state == "voided" && hold.posted_amount.0 > 0 {
+        sqlx::query("UPDATE ledger_holds SET state = 'posted' WHERE id = $1").bind(hold_id).execute(&mut *conn).await?;
+    }
+    apply(
+        conn,
+        &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }],
+    )
+    .await?;
+    Ok(Resolution::Done)
+}
+
+/// Moves a hold from pending to `state`; `None` when it was not pending.
+async fn claim_hold(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+    state: &str,
+    posted: Nanos,
+) -> Result<Option<Hold>> {
+    let claimed = sqlx::query(
+        "UPDATE ledger_holds SET state = $1, posted_amount = $2, resolved_at = $3 WHERE id = $4 AND state = 'pending' AND kind = 'hold'",
+    )
+    .bind(state)
+    .bind(posted.0)
+    .bind(now_ms())
+    .bind(hold_id)
+    .execute(&mut *conn)
+    .await?;
+    if claimed.rows_affected() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(hold_in(conn, hold_id).await?))
+}
+
 impl Store {
     /// The account of `kind` for `owner_id` (an org id, or [`PLATFORM`]), created if missing.
     pub async fn ledger_account(&self, kind: AccountKind, owner_id: &str) -> Result<Account> {
@@ -388,12 +480,57 @@ impl Store {
         amount: Nanos,
         expires_at: i64,
     ) -> Result<Hold> {
+        self.reserve(idempotency_key, account_id, amount, expires_at, "hold").await
+    }
+
+    /// Opens a credit lease of `amount` on `account_id` until `expires_at`, if the account's
+    /// available balance covers it ([`StoreError::Insufficient`] otherwise). A lease is a
+    /// hold that settled calls draw down while it is pending ([`Store::settle_calls`]); it
+    /// can grow ([`Store::extend_lease`]) and ends when voided or expired, releasing what it
+    /// still reserves.
+    pub async fn open_lease(&self, account_id: &str, amount: Nanos, expires_at: i64) -> Result<Hold> {
+        let key = new_id("lease")?;
+        self.reserve(&key, account_id, amount, expires_at, "lease").await
+    }
+
+    /// Grows a pending lease by `amount` and moves its expiry to `expires_at`, if the
+    /// account's available balance covers it ([`StoreError::Insufficient`] otherwise, and
+    /// nothing changes). [`StoreError::NotFound`] when the lease is no longer pending.
+    pub async fn extend_lease(&self, lease_id: &str, amount: Nanos, expires_at: i64) -> Result<()> {
+        let amount = checked_positive(amount)?;
+        let mut tx = self.write.begin().await?;
+        let grown = sqlx::query(
+            "UPDATE ledger_holds SET amount = amount + $1, expires_at = $2 WHERE id = $3 AND state = 'pending' AND kind = 'lease'",
+        )
+        .bind(amount)
+        .bind(expires_at)
+        .bind(lease_id)
+        .execute(&mut *tx)
+        .await?;
+        if grown.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let account_id = hold_in(&mut tx, lease_id).await?.account_id;
+        apply(&mut tx, &mut [Delta { account_id: &account_id, balance: 0, pending: amount, required: Some(amount) }])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        idempotency_key: &str,
+        account_id: &str,
+        amount: Nanos,
+        expires_at: i64,
+        kind: &str,
+    ) -> Result<Hold> {
         let amount_raw = checked_positive(amount)?;
         let mut tx = self.write.begin().await?;
         let id = new_id("hold")?;
         let inserted = sqlx::query(
-            "INSERT INTO ledger_holds (id, idempotency_key, account_id, amount, state, posted_amount, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING",
+            "INSERT INTO ledger_holds (id, idempotency_key, account_id, amount, state, posted_amount, expires_at, created_at, kind) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&id)
         .bind(idempotency_key)
@@ -401,6 +538,7 @@ impl Store {
         .bind(amount_raw)
         .bind(expires_at)
         .bind(now_ms())
+        .bind(kind)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -447,36 +585,9 @@ impl Store {
         );
         let total = total.ok_or_else(|| StoreError::Conflict("split amounts must be non-negative".into()))?;
         let mut tx = self.write.begin().await?;
-        let Some(hold) = self.claim_hold(&mut tx, hold_id, "posted", total).await? else {
-            return Ok(Resolution::AlreadyResolved(hold_in(&mut tx, hold_id).await?.state));
-        };
-        // Every account row changes in one `apply`, so in the lock order; updating the held
-        // account first and then each split's pair would lock in split order and deadlock
-        // against concurrent posts and transfers on PostgreSQL.
-        let mut deltas =
-            vec![Delta { account_id: &hold.account_id, balance: -total.0, pending: -hold.amount.0, required: None }];
-        for (i, (credit, amount, kind)) in splits.iter().enumerate() {
-            if amount.0 == 0 {
-                continue;
-            }
-            let key = format!("{}:post:{i}", hold.idempotency_key);
-            let transfer = NewTransfer {
-                idempotency_key: &key,
-                debit_account_id: &hold.account_id,
-                credit_account_id: credit,
-                amount: *amount,
-                kind,
-                memo: "",
-                allow_overdraft: true,
-            };
-            if let Inserted::Existing(_) = insert_transfer(&mut tx, &transfer, Some(&hold.id)).await? {
-                return Err(StoreError::Conflict(format!("idempotency key {key} is already used")));
-            }
-            deltas.push(Delta { account_id: credit, balance: amount.0, pending: 0, required: None });
-        }
-        apply(&mut tx, &mut deltas).await?;
+        let (resolution, _) = post_hold_in(&mut tx, hold_id, total, splits).await?;
         tx.commit().await?;
-        Ok(Resolution::Done)
+        Ok(resolution)
     }
 
     /// Voids a pending hold, releasing its reservation, exactly once.
@@ -486,39 +597,9 @@ impl Store {
 
     async fn release_hold(&self, hold_id: &str, state: &str) -> Result<Resolution> {
         let mut tx = self.write.begin().await?;
-        let Some(hold) = self.claim_hold(&mut tx, hold_id, state, Nanos::ZERO).await? else {
-            return Ok(Resolution::AlreadyResolved(hold_in(&mut tx, hold_id).await?.state));
-        };
-        apply(
-            &mut tx,
-            &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }],
-        )
-        .await?;
+        let resolution = release_hold_in(&mut tx, hold_id, state).await?;
         tx.commit().await?;
-        Ok(Resolution::Done)
-    }
-
-    /// Moves a hold from pending to `state`; `None` when it was not pending.
-    async fn claim_hold(
-        &self,
-        conn: &mut AnyConnection,
-        hold_id: &str,
-        state: &str,
-        posted: Nanos,
-    ) -> Result<Option<Hold>> {
-        let claimed = sqlx::query(
-            "UPDATE ledger_holds SET state = $1, posted_amount = $2, resolved_at = $3 WHERE id = $4 AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(posted.0)
-        .bind(now_ms())
-        .bind(hold_id)
-        .execute(&mut *conn)
-        .await?;
-        if claimed.rows_affected() == 0 {
-            return Ok(None);
-        }
-        Ok(Some(hold_in(conn, hold_id).await?))
+        Ok(resolution)
     }
 
     /// Expires every pending hold whose time has passed; returns how many.

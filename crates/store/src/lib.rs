@@ -9,6 +9,8 @@ mod error;
 mod row;
 
 pub mod accounts;
+pub mod calls;
+pub mod changes;
 pub mod catalog;
 pub mod installs;
 pub mod ledger;
@@ -18,6 +20,8 @@ pub mod usage;
 
 pub use db::{Backend, Store};
 pub use error::StoreError;
+/// The database driver's error, for telling outages from refusals.
+pub use sqlx::Error as SqlxError;
 
 /// The result of a storage call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

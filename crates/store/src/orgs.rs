@@ -1,6 +1,7 @@
 //! Orgs, memberships, invitations and notifications.
 
 use crate::ledger::{AccountKind, account_in};
+use crate::changes::Change;
 use crate::row::{flag, get};
 use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
@@ -229,7 +230,10 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        let changes = vec![Change::Member(org_id.to_string(), user_id.to_string())];
+        self.announce(&mut tx, &changes).await?;
         tx.commit().await?;
+        self.announced(changes);
         Ok(())
     }
 
@@ -323,11 +327,16 @@ impl Store {
 
     /// Sets (or clears) an org's monthly budget.
     pub async fn set_budget(&self, org_id: &str, monthly_limit: Option<Nanos>) -> Result<()> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE orgs SET monthly_budget = $1 WHERE id = $2")
             .bind(monthly_limit.map(|n| n.0))
             .bind(org_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        let changes = vec![Change::Org(org_id.to_string())];
+        self.announce(&mut tx, &changes).await?;
+        tx.commit().await?;
+        self.announced(changes);
         Ok(())
     }
 

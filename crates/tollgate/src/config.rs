@@ -34,6 +34,9 @@ pub struct Config {
     pub platform_fee_bps: i64,
     /// Mark session cookies `Secure` (set when served over HTTPS). Default false.
     pub cookie_secure: bool,
+    /// Take the client's address (for log-in throttling) from the last `X-Forwarded-For`
+    /// entry. Set only behind a proxy that appends it. Default false.
+    pub trust_forwarded_for: bool,
     /// Default gateway rate limit per member per agent per minute (0 = unlimited). Default 60.
     pub rate_limit_minute: u64,
     /// … per hour. Default 1000.
@@ -43,6 +46,12 @@ pub struct Config {
     /// `async` (group commit; a hard crash may leave the last ≤10 ms of calls uncharged)
     /// or `sync` (a call's charge is committed before its last byte is released).
     pub billing_durability: String,
+    /// Connecting to an agent's upstream, in milliseconds. Default 5000.
+    pub upstream_connect_timeout_ms: u64,
+    /// From forwarding a call to the agent's response headers, in milliseconds. Default 120000.
+    pub upstream_first_byte_timeout_ms: u64,
+    /// The longest silence inside a streamed response, in milliseconds. Default 300000.
+    pub upstream_idle_timeout_ms: u64,
     /// Log filter, e.g. `info` or `tollgate=debug`. Default `info`.
     pub log: String,
 }
@@ -59,10 +68,14 @@ impl Default for Config {
             signup_grant_usd: "100".into(),
             platform_fee_bps: 2000,
             cookie_secure: false,
+            trust_forwarded_for: false,
             rate_limit_minute: 60,
             rate_limit_hour: 1000,
             rate_limit_day: 10_000,
             billing_durability: "async".into(),
+            upstream_connect_timeout_ms: 5000,
+            upstream_first_byte_timeout_ms: 120_000,
+            upstream_idle_timeout_ms: 300_000,
             log: "info".into(),
         }
     }
@@ -79,10 +92,14 @@ pub const KEYS: &[&str] = &[
     "signup_grant_usd",
     "platform_fee_bps",
     "cookie_secure",
+    "trust_forwarded_for",
     "rate_limit_minute",
     "rate_limit_hour",
     "rate_limit_day",
     "billing_durability",
+    "upstream_connect_timeout_ms",
+    "upstream_first_byte_timeout_ms",
+    "upstream_idle_timeout_ms",
     "log",
 ];
 
@@ -96,6 +113,11 @@ impl Config {
     /// Sets one key from text (an environment variable or a flag).
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let num = |v: &str| v.parse::<u64>().with_context(|| format!("{key} must be a whole number, not {v:?}"));
+        let flag = |v: &str| match v {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => bail!("{key} must be true or false, not {v:?}"),
+        };
         match key {
             "listen" => self.listen = value.into(),
             "data_dir" => self.data_dir = value.into(),
@@ -105,17 +127,15 @@ impl Config {
             "encryption_key" => self.encryption_key = Some(value.into()),
             "signup_grant_usd" => self.signup_grant_usd = value.into(),
             "platform_fee_bps" => self.platform_fee_bps = num(value)? as i64,
-            "cookie_secure" => {
-                self.cookie_secure = match value {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" => false,
-                    _ => bail!("cookie_secure must be true or false, not {value:?}"),
-                }
-            }
+            "cookie_secure" => self.cookie_secure = flag(value)?,
+            "trust_forwarded_for" => self.trust_forwarded_for = flag(value)?,
             "rate_limit_minute" => self.rate_limit_minute = num(value)?,
             "rate_limit_hour" => self.rate_limit_hour = num(value)?,
             "rate_limit_day" => self.rate_limit_day = num(value)?,
             "billing_durability" => self.billing_durability = value.into(),
+            "upstream_connect_timeout_ms" => self.upstream_connect_timeout_ms = num(value)?,
+            "upstream_first_byte_timeout_ms" => self.upstream_first_byte_timeout_ms = num(value)?,
+            "upstream_idle_timeout_ms" => self.upstream_idle_timeout_ms = num(value)?,
             "log" => self.log = value.into(),
             _ => bail!("unknown configuration key {key:?}"),
         }
@@ -228,8 +248,8 @@ mod tests {
         let mut c = Config::default();
         for key in KEYS {
             let value = match *key {
-                "cookie_secure" => "true",
-                k if k.starts_with("rate_limit") || k == "platform_fee_bps" => "7",
+                "cookie_secure" | "trust_forwarded_for" => "true",
+                k if k.starts_with("rate_limit") || k.starts_with("upstream_") || k == "platform_fee_bps" => "7",
                 "billing_durability" => "sync",
                 _ => "value",
             };

@@ -8,6 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tollgate_api::{ApiConfig, AppState};
 use tollgate_domain::Nanos;
 use tollgate_domain::secret::Sealer;
+use std::sync::Arc;
+use tollgate_gateway::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use tollgate_gateway::{Durability, Gateway, GatewayConfig};
 use tollgate_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -69,13 +72,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(migrations = applied, "database migrated");
     }
     let state = app_state(&config, store.clone())?;
-    if config.redis_url.is_some() {
-        tracing::warn!(
-            "redis_url is set but this build keeps rate-limit counters in memory; Redis is used by the gateway"
-        );
-    }
+    store.listen_for_changes().await.context("listening for changes on PostgreSQL")?;
+    let gateway = gateway(&config, &state).await?;
     let shutdown = CancellationToken::new();
     let app = tollgate_api::router(state.clone())
+        .merge(gateway.router())
         .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
     let demo = if args.demo { crate::demo::seed(&state, &public_url(&config, &bound)).await? } else { Vec::new() };
     let sweeper = tokio::spawn(sweep_holds(store.clone(), shutdown.clone()));
@@ -92,10 +93,30 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         })
         .await?;
     shutdown.cancel();
+    gateway.shutdown().await;
     let _ = sweeper.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway, with Redis rate limits when `redis_url` is set, in-memory ones otherwise.
+async fn gateway(config: &Config, state: &AppState) -> Result<Gateway> {
+    let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
+        Some(url) => Arc::new(RedisRateLimiter::connect(url).await.map_err(|e| anyhow!("redis_url: {e}"))?),
+        None => Arc::new(MemoryRateLimiter::new()),
+    };
+    let gateway_config = GatewayConfig {
+        public_url: state.config.public_url.clone(),
+        rate_limits: [config.rate_limit_minute, config.rate_limit_hour, config.rate_limit_day],
+        platform_fee_bps: config.platform_fee_bps,
+        connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+        first_byte_timeout: Duration::from_millis(config.upstream_first_byte_timeout_ms),
+        idle_timeout: Duration::from_millis(config.upstream_idle_timeout_ms),
+        durability: if config.billing_durability == "sync" { Durability::Sync } else { Durability::Async },
+        ..GatewayConfig::default()
+    };
+    Gateway::start(state.store.clone(), state.sealer.clone(), limiter, gateway_config).context("starting the gateway")
 }
 
 /// Expires holds whose time has passed, every few seconds, and deletes ended sessions.

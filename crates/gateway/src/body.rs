@@ -1,0 +1,225 @@
+//! The response body as it streams back: passed through frame by frame (never buffered
+//! before the client gets it), kept for metering by reference (no copy), cut at the safety
+//! caps, and reported once when it ends — normally, by an upstream error or idle timeout,
+//! or because the client went away (dropping the body closes the upstream stream).
+
+use crate::meter::{Meter, Metering};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+/// A plain (JSON) response is kept for metering up to this size; bytes past it are
+/// estimated at four bytes a token.
+pub(crate) const KEEP_PLAIN_BYTES: usize = 16 * 1024 * 1024;
+/// A stream's delivered frames go to the meter whenever this much has piled up.
+pub(crate) const HAND_OVER_BYTES: usize = 1024 * 1024;
+
+/// How a response ended, and the frames delivered (kept for metering only, dropped once
+/// counted, never stored).
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// Delivered frames not yet handed to the meter.
+    pub frames: Vec<Bytes>,
+    pub bytes: u64,
+    pub events: u64,
+    /// Plain-body bytes delivered past [`KEEP_PLAIN_BYTES`].
+    pub unkept_bytes: u64,
+    /// Cut at a safety cap.
+    pub truncated: bool,
+    /// The upstream failed or went silent mid-stream.
+    pub failed: Option<&'static str>,
+    /// The client went away before the end.
+    pub disconnected: bool,
+}
+
+/// The metered, capped pass-through body.
+pub(crate) struct MeteredBody {
+    inner: Incoming,
+    observed: Observed,
+    kept: usize,
+    metering: Option<Metering>,
+    meter: Meter,
+    /// `sync` durability: the end of the body waits until the call's charge is committed.
+    committed: Option<oneshot::Receiver<()>>,
+    ended: bool,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+    max_events: u64,
+    max_bytes: u64,
+    /// Bytes in the current SSE line (to find the blank lines that end events).
+    line_len: usize,
+    /// Whether the current event has any content yet.
+    in_event: bool,
+    sse: bool,
+}
+
+impl MeteredBody {
+    pub fn new(inner: Incoming, metering: Metering, meter: Meter, sse: bool, idle: Duration, max_events: u64, max_bytes: u64) -> Self {
+        MeteredBody {
+            inner,
+            observed: Observed::default(),
+            kept: 0,
+            metering: Some(metering),
+            meter,
+            committed: None,
+            ended: false,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            max_events,
+            max_bytes,
+            line_len: 0,
+            in_event: false,
+            sse,
+        }
+    }
+
+    /// Hands the call to the meter (once).
+    fn finish(&mut self) {
+        if let Some(metering) = self.metering.take() {
+            self.committed = self.meter.finish(metering, std::mem::take(&mut self.observed));
+        }
+    }
+
+    /// Counts SSE events ending in `chunk`; returns the offset just past the event that
+    /// reaches the event cap, if one does.
+    fn scan_events(&mut self, chunk: &[u8]) -> Option<usize> {
+        for (i, b) in chunk.iter().enumerate() {
+            match b {
+                b'\n' => {
+                    if self.line_len == 0 && self.in_event {
+                        self.observed.events += 1;
+                        self.in_event = false;
+                        if self.observed.events >= self.max_events {
+                            return Some(i + 1);
+                        }
+                    }
+                    self.line_len = 0;
+                }
+                b'\r' => {}
+                _ => {
+                    self.line_len += 1;
+                    self.in_event = true;
+                }
+            }
+        }
+        None
+    }
+
+    fn deliver(&mut self, data: &Bytes) {
+        self.observed.bytes += data.len() as u64;
+        if self.sse {
+            self.kept += data.len();
+            self.observed.frames.push(data.clone());
+            if self.kept >= HAND_OVER_BYTES {
+                if let Some(metering) = &self.metering {
+                    self.meter.hand_over(metering, std::mem::take(&mut self.observed.frames));
+                }
+                self.kept = 0;
+            }
+            return;
+        }
+        let room = KEEP_PLAIN_BYTES.saturating_sub(self.kept);
+        if room >= data.len() {
+            self.kept += data.len();
+            self.observed.frames.push(data.clone());
+        } else {
+            self.kept += room;
+            self.observed.frames.push(data.slice(..room));
+            self.observed.unkept_bytes += (data.len() - room) as u64;
+        }
+    }
+
+    /// The end of the body: at once, or (sync durability) when the charge is committed.
+    fn end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.finish();
+        if let Some(committed) = self.committed.as_mut() {
+            if Pin::new(committed).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.committed = None;
+        }
+        self.ended = true;
+        Poll::Ready(None)
+    }
+}
+
+impl Body for MeteredBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.metering.is_none() {
+            // Finished (cut, failed or ended): only the commit may still be awaited.
+            return this.end(cx);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    this.observed.failed = Some("upstream_idle_timeout");
+                    return this.end(cx);
+                }
+                Poll::Pending
+            }
+            Poll::Ready(None) => this.end(cx),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(error = %e, "upstream stream failed");
+                this.observed.failed = Some("upstream_stream_error");
+                this.end(cx)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = Instant::now() + this.idle;
+                this.deadline.as_mut().reset(deadline);
+                let Ok(mut data) = frame.into_data() else {
+                    // Trailers: nothing to meter, nothing to pass on.
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::new()))));
+                };
+                let mut cut = false;
+                if this.sse {
+                    if let Some(end) = this.scan_events(&data) {
+                        data.truncate(end);
+                        cut = true;
+                    }
+                }
+                let room = this.max_bytes.saturating_sub(this.observed.bytes);
+                if (data.len() as u64) > room {
+                    data.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+                    cut = true;
+                }
+                this.deliver(&data);
+                if cut {
+                    tracing::warn!(bytes = this.observed.bytes, events = this.observed.events, "response stream cut at a safety cap");
+                    this.observed.truncated = true;
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.metering.is_some() && self.committed.is_none() { self.inner.size_hint() } else { SizeHint::default() }
+    }
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        if self.metering.is_some() {
+            self.observed.disconnected = true;
+            self.finish();
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! What the gateway knows about keys, agent versions, orgs and ledger accounts, cached so
+//! the hot path makes no database round trip. Entries are dropped when the store reports a
+//! change (a revoked key, an uninstall, a retired version, a new budget) — on this replica
+//! at once, on others through the change feed — and expire after a while as a backstop.
+
+use crate::error::GatewayError;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tollgate_domain::secret::Sealer;
+use tollgate_store::catalog::{Agent, Version};
+use tollgate_store::changes::Change;
+use tollgate_store::installs::GatewayKey;
+use tollgate_store::ledger::AccountKind;
+use tollgate_store::orgs::Org;
+use tollgate_store::{Store, StoreError};
+
+/// A map of entries that expire after `ttl`. A cached miss (`None`) expires after
+/// `miss_ttl`, so a flood of bad keys costs one lookup per key per `miss_ttl`.
+///
+/// Every removal bumps a generation; a value loaded before a removal is not stored, so a
+/// lookup racing a revocation cannot put the revoked key's old row back.
+struct Cache<K, V> {
+    ttl: Duration,
+    miss_ttl: Duration,
+    capacity: usize,
+    generation: AtomicU64,
+    entries: RwLock<HashMap<K, (Instant, Option<Arc<V>>)>>,
+}
+
+impl<K: Eq + Hash + Clone, V> Cache<K, V> {
+    fn new(ttl: Duration, miss_ttl: Duration, capacity: usize) -> Self {
+        Cache { ttl, miss_ttl, capacity, generation: AtomicU64::new(0), entries: RwLock::new(HashMap::new()) }
+    }
+
+    /// The generation to pass to [`Cache::put`] for a value about to be loaded.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// `Some(entry)` when fresh (the entry may be a cached miss).
+    fn get(&self, key: &K) -> Option<Option<Arc<V>>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let (at, value) = entries.get(key)?;
+        let ttl = if value.is_some() { self.ttl } else { self.miss_ttl };
+        (at.elapsed() < ttl).then(|| value.clone())
+    }
+
+    /// Stores a value loaded at `generation`, unless something was removed since.
+    fn put(&self, generation: u64, key: K, value: Option<Arc<V>>) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            let (ttl, miss_ttl) = (self.ttl, self.miss_ttl);
+            entries.retain(|_, (at, v)| at.elapsed() < if v.is_some() { ttl } else { miss_ttl });
+            if entries.len() >= self.capacity {
+                // Still full of fresh entries: drop the misses, then everything.
+                entries.retain(|_, (_, v)| v.is_some());
+                if entries.len() >= self.capacity {
+                    entries.clear();
+                }
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    fn remove_where(&self, mut doomed: impl FnMut(&K, Option<&V>) -> bool) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|k, (_, v)| !doomed(k, v.as_deref()));
+    }
+
+    fn clear(&self) {
+        self.remove_where(|_, _| true);
+    }
+
+    fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// An agent version calls go to, with its upstream credential opened.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub agent: Agent,
+    pub version: Version,
+    /// The version's upstream headers (its credential), sent instead of the caller's.
+    pub upstream_headers: Vec<(String, String)>,
+}
+
+/// The gateway's caches over the store.
+pub(crate) struct Directory {
+    store: Store,
+    sealer: Sealer,
+    keys: Cache<String, GatewayKey>,
+    targets: Cache<(String, String), Target>,
+    orgs: Cache<String, Org>,
+    accounts: Cache<(&'static str, String), String>,
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(e.to_string())
+}
+
+impl Directory {
+    pub fn new(store: Store, sealer: Sealer) -> Directory {
+        Directory {
+            store,
+            sealer,
+            keys: Cache::new(Duration::from_secs(300), Duration::from_secs(5), 200_000),
+            targets: Cache::new(Duration::from_secs(60), Duration::from_secs(2), 20_000),
+            orgs: Cache::new(Duration::from_secs(60), Duration::from_secs(2), 200_000),
+            accounts: Cache::new(Duration::MAX, Duration::ZERO, 400_000),
+        }
+    }
+
+    /// The key whose secret hashes to `hash`, revoked keys included.
+    pub async fn key(&self, hash: &str) -> Result<Option<Arc<GatewayKey>>, GatewayError> {
+        if let Some(hit) = self.keys.get(&hash.to_string()) {
+            return Ok(hit);
+        }
+        let generation = self.keys.generation();
+        let found = self.store.gateway_key(hash).await.map_err(internal)?.map(Arc::new);
+        self.keys.put(generation, hash.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// The agent version `slug`/`version` (`latest`: the newest active one), or `None`.
+    pub async fn target(&self, slug: &str, version: &str) -> Result<Option<Arc<Target>>, GatewayError> {
+        let cache_key = (slug.to_string(), version.to_string());
+        if let Some(hit) = self.targets.get(&cache_key) {
+            return Ok(hit);
+        }
+        let generation = self.targets.generation();
+        let found = self.load_target(slug, version).await?.map(Arc::new);
+        self.targets.put(generation, cache_key, found.clone());
+        Ok(found)
+    }
+
+    async fn load_target(&self, slug: &str, version: &str) -> Result<Option<Target>, GatewayError> {
+        let agent = match self.store.agent_by_slug(slug).await {
+            Ok(agent) => agent,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(internal(e)),
+        };
+        let version = match self.store.agent_version(&agent.id, version).await {
+            Ok(v) => v,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(internal(e)),
+        };
+        let upstream_headers = match &version.upstream_headers_sealed {
+            Some(sealed) => tollgate_domain::publish::open_headers(&self.sealer, sealed).map_err(internal)?,
+            None => Vec::new(),
+        };
+        Ok(Some(Target { agent, version, upstream_headers }))
+    }
+
+    /// An org (its budget and rate limits).
+    pub async fn org(&self, id: &str) -> Result<Arc<Org>, GatewayError> {
+        if let Some(Some(org)) = self.orgs.get(&id.to_string()) {
+            return Ok(org);
+        }
+        let generation = self.orgs.generation();
+        let org = Arc::new(self.store.org(id).await.map_err(internal)?);
+        self.orgs.put(generation, id.to_string(), Some(org.clone()));
+        Ok(org)
+    }
+
+    /// The id of the ledger account of `kind` for `owner` (ids never change).
+    pub async fn account(&self, kind: AccountKind, owner: &str) -> Result<String, GatewayError> {
+        let key = (kind.as_str(), owner.to_string());
+        if let Some(Some(id)) = self.accounts.get(&key) {
+            return Ok(id.as_ref().clone());
+        }
+        let generation = self.accounts.generation();
+        let id = self.store.ledger_account(kind, owner).await.map_err(internal)?.id;
+        self.accounts.put(generation, key, Some(Arc::new(id.clone())));
+        Ok(id)
+    }
+
+    /// Forgets what `change` may have made stale.
+    pub fn apply(&self, change: &Change) {
+        match change {
+            Change::Key(hash) => self.keys.remove_where(|k, _| k == hash),
+            Change::Installation(id) => {
+                self.keys.remove_where(|_, key| key.is_some_and(|k| &k.key.installation_id == id));
+            }
+            Change::Member(org, user) => self
+                .keys
+                .remove_where(|_, key| key.is_some_and(|k| &k.key.org_id == org && &k.key.user_id == user)),
+            Change::Agent(id) => self.targets.remove_where(|_, t| t.is_none_or(|t| &t.agent.id == id)),
+            Change::Org(id) => self.orgs.remove_where(|k, _| k == id),
+            Change::All => {
+                self.keys.clear();
+                self.targets.clear();
+                self.orgs.clear();
+            }
+        }
+    }
+
+    /// How many keys are cached (for the benchmark and metrics).
+    pub fn cached_keys(&self) -> usize {
+        self.keys.len()
+    }
+}

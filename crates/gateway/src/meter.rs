@@ -1,0 +1,276 @@
+//! Metering off the response path: when a call's response ends, its request and delivered
+//! bytes go to a meter thread, which counts tokens (`cl100k_base`), reads the agent's
+//! reported usage and failure, decides the bill, gives the call's hold and counters back,
+//! and sends the settled call to the writer. Token counting is CPU work; on threads of its
+//! own it never holds up the async workers that move bytes.
+
+use crate::body::Observed;
+use crate::counters::{Counters, Taken};
+use crate::credit::{Credit, Reservation};
+use crate::directory::Target;
+use crate::writer::Write;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+use tokio::sync::oneshot;
+use tollgate_domain::Nanos;
+use tollgate_domain::money::mul_div_round_half_up;
+use tollgate_domain::pricing::{Pricing, Tokens};
+use tollgate_metering::{Output, OutputCounter, bill, call_failure, count_bytes, estimate, meter_body};
+use tollgate_store::calls::{Charge, SettledCall, UsageRecord};
+use tollgate_store::installs::GatewayKey;
+
+/// How a call is priced, decided before it is forwarded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Price {
+    /// Charged on success: the base fee of utility methods, per-request prices.
+    pub fixed: Nanos,
+    /// Charged on success for the tokens billed.
+    pub per_token: Option<Pricing>,
+}
+
+impl Price {
+    /// Nothing to charge (notifications, responses the client posts, unpriced functions).
+    pub fn free() -> Price {
+        Price::default()
+    }
+}
+
+/// A call in flight: everything settlement needs besides what the response delivered.
+pub(crate) struct Metering {
+    pub request_id: String,
+    pub created_at: i64,
+    pub started: Instant,
+    pub key: Arc<GatewayKey>,
+    pub target: Arc<Target>,
+    pub org_account: String,
+    pub publisher_account: String,
+    pub platform_account: String,
+    pub method: String,
+    pub function: String,
+    pub request_body: Bytes,
+    pub price: Price,
+    pub reservation: Reservation,
+    pub taken: Taken,
+    pub http_status: u16,
+    pub sse: bool,
+    /// Set when the call failed before any response body (unreachable, timed out).
+    pub error_code: Option<&'static str>,
+    /// Which stream the meter knows this call's handed-over frames by.
+    pub stream: u64,
+}
+
+enum Job {
+    /// Frames of a long stream, delivered so far.
+    Frames { stream: u64, frames: Vec<Bytes> },
+    /// A finished call.
+    Done { metering: Box<Metering>, observed: Observed, committed: Option<oneshot::Sender<()>> },
+    /// Answer once every job sent before is settled and written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Shared by the meter threads.
+struct Settler {
+    credit: Arc<Credit>,
+    counters: Arc<Counters>,
+    writer: tokio::sync::mpsc::UnboundedSender<Write>,
+    platform_fee_bps: i64,
+}
+
+/// A handle to the meter threads.
+#[derive(Clone)]
+pub(crate) struct Meter {
+    threads: Arc<Vec<mpsc::Sender<Job>>>,
+    streams: Arc<AtomicU64>,
+    sync: bool,
+}
+
+/// The longest function name or method stored on a usage record.
+const MAX_NAME: usize = 200;
+
+fn bounded(text: &str) -> String {
+    let mut end = text.len().min(MAX_NAME);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// The platform's share of `cost`, rounded half-up once.
+pub(crate) fn platform_fee(cost: Nanos, bps: i64) -> Nanos {
+    Nanos(mul_div_round_half_up(cost.0, bps.clamp(0, 10_000), 10_000).unwrap_or(0))
+}
+
+impl Meter {
+    /// Starts `threads` meter threads feeding `writer`. `sync`: each call's end waits for
+    /// its charge to be committed.
+    pub fn start(
+        threads: usize,
+        credit: Arc<Credit>,
+        counters: Arc<Counters>,
+        writer: tokio::sync::mpsc::UnboundedSender<Write>,
+        platform_fee_bps: i64,
+        sync: bool,
+    ) -> std::io::Result<Meter> {
+        let settler = Arc::new(Settler { credit, counters, writer, platform_fee_bps });
+        let mut senders = Vec::new();
+        for i in 0..threads.max(1) {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let settler = settler.clone();
+            std::thread::Builder::new().name(format!("tollgate-meter-{i}")).spawn(move || settler.run(rx))?;
+            senders.push(tx);
+        }
+        Ok(Meter { threads: Arc::new(senders), streams: Arc::new(AtomicU64::new(0)), sync })
+    }
+
+    /// A number naming a new call's stream (and choosing its thread).
+    pub fn next_stream(&self) -> u64 {
+        self.streams.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn send(&self, stream: u64, job: Job) {
+        let thread = &self.threads[(stream % self.threads.len() as u64) as usize];
+        if thread.send(job).is_err() {
+            tracing::error!("the meter has stopped; a call could not be settled");
+        }
+    }
+
+    /// Hands a long stream's delivered frames over before its end.
+    pub fn hand_over(&self, metering: &Metering, frames: Vec<Bytes>) {
+        self.send(metering.stream, Job::Frames { stream: metering.stream, frames });
+    }
+
+    /// A call is over: settle it. With sync durability, the returned receiver answers once
+    /// its charge is committed.
+    pub fn finish(&self, metering: Metering, observed: Observed) -> Option<oneshot::Receiver<()>> {
+        let (committed, wait) = if self.sync {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let stream = metering.stream;
+        self.send(stream, Job::Done { metering: Box::new(metering), observed, committed });
+        wait
+    }
+
+    /// Waits until every call finished so far is settled and written.
+    pub async fn flush(&self) {
+        let mut waits = Vec::new();
+        for thread in self.threads.iter() {
+            let (tx, rx) = oneshot::channel();
+            if thread.send(Job::Flush(tx)).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for wait in waits {
+            let _ = wait.await;
+        }
+    }
+}
+
+impl Settler {
+    fn run(&self, jobs: mpsc::Receiver<Job>) {
+        let mut streams: HashMap<u64, OutputCounter> = HashMap::new();
+        while let Ok(job) = jobs.recv() {
+            match job {
+                Job::Frames { stream, frames } => {
+                    let counter = streams.entry(stream).or_default();
+                    for frame in &frames {
+                        counter.feed(frame);
+                    }
+                }
+                Job::Done { metering, observed, committed } => {
+                    let counter = streams.remove(&metering.stream);
+                    let settled = self.settle(*metering, observed, counter);
+                    if self.writer.send(Write::Call(Box::new(settled), committed)).is_err() {
+                        tracing::error!("the writer has stopped; a settled call was not written");
+                    }
+                }
+                Job::Flush(done) => {
+                    let _ = self.writer.send(Write::Flush(done));
+                }
+            }
+        }
+    }
+
+    /// Meters and bills one finished call, and gives back its hold and counters.
+    fn settle(&self, m: Metering, observed: Observed, counter: Option<OutputCounter>) -> SettledCall {
+        let output: Output = if m.sse {
+            let mut counter = counter.unwrap_or_default();
+            for frame in &observed.frames {
+                counter.feed(frame);
+            }
+            counter.finish()
+        } else if observed.frames.len() == 1 {
+            meter_body(&observed.frames[0])
+        } else {
+            meter_body(&observed.frames.concat())
+        };
+        let counted = Tokens {
+            input: count_bytes(&m.request_body),
+            output: output.tokens.saturating_add(estimate(usize::try_from(observed.unkept_bytes).unwrap_or(usize::MAX))),
+            cache: 0,
+        };
+        let failure = call_failure(m.http_status, output.failure);
+        let error_code = m
+            .error_code
+            .or(observed.failed)
+            .or(failure.map(|f| f.code()))
+            .or(if observed.disconnected && observed.bytes == 0 { Some("client_disconnected") } else { None });
+        let success = error_code.is_none();
+        let reported = output.reported.map(|r| r.resolve(counted));
+        let token_pricing = m.price.per_token.clone().unwrap_or(Pricing::PerRequest { price: Nanos::ZERO });
+        let billed = bill(reported, counted, &token_pricing, Nanos::ZERO, false, false, true);
+        let free_tier = success && m.taken.free_call();
+        let cost = if !success || free_tier {
+            Nanos::ZERO
+        } else {
+            let per_token = if m.price.per_token.is_some() { billed.cost } else { Nanos::ZERO };
+            m.price.fixed.checked_add(per_token).unwrap_or(m.price.fixed)
+        };
+        let fee = platform_fee(cost, self.platform_fee_bps);
+        let draw = self.credit.settle(m.reservation, cost);
+        self.counters.settle(m.taken, billed.tokens_billed, free_tier);
+        let key = &m.key.key;
+        let record = UsageRecord {
+            id: m.request_id,
+            created_at: m.created_at,
+            org_id: key.org_id.clone(),
+            user_id: key.user_id.clone(),
+            key_id: key.id.clone(),
+            installation_id: key.installation_id.clone(),
+            agent_id: m.target.agent.id.clone(),
+            version: m.target.version.version.clone(),
+            function_name: bounded(&m.function),
+            method: bounded(&m.method),
+            input_tokens: billed.tokens_billed.input,
+            output_tokens: billed.tokens_billed.output,
+            cache_tokens: billed.tokens_billed.cache,
+            counted_input_tokens: counted.input,
+            counted_output_tokens: counted.output,
+            latency_ms: i64::try_from(m.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            http_status: i64::from(m.http_status),
+            error_code: error_code.map(str::to_string),
+            cost,
+            fee,
+            free_tier,
+            divergent: billed.divergent,
+            parent_task_id: None,
+        };
+        tracing::info!(
+            request.id = %record.id, agent.slug = %m.target.agent.slug, key.id = %key.id, function = %record.function_name,
+            status = m.http_status, cost = %cost, duration_ms = record.latency_ms, error = error_code.unwrap_or(""),
+            "call"
+        );
+        let charge = (cost.0 > 0).then(|| Charge {
+            org_account: m.org_account,
+            lease: draw.map(|d| (d.lease_id, d.amount)),
+            publisher_account: m.publisher_account,
+            platform_account: m.platform_account,
+        });
+        SettledCall { record, charge }
+    }
+}

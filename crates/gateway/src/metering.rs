@@ -1,1 +1,0 @@
-//! Metering: which function a call used, and how many tokens.

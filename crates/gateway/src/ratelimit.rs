@@ -1,1 +1,0 @@
-//! Rate limits per member per agent over minute, hour and day windows.

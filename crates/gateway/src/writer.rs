@@ -1,0 +1,98 @@
+//! The one writer: settled calls — usage records with their charges — are written by a
+//! single task in batches (group commit). Whatever arrived while the last batch was being
+//! committed goes into the next one, so batches grow with load and a call waits for at most
+//! one commit; nothing is delayed on purpose.
+
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tollgate_store::{Store, StoreError};
+use tollgate_store::calls::SettledCall;
+
+/// The most calls written in one transaction.
+pub(crate) const MAX_BATCH: usize = 2048;
+
+/// What the writer is sent.
+pub(crate) enum Write {
+    /// A settled call, and who to tell once it is committed (`sync` durability).
+    Call(Box<SettledCall>, Option<oneshot::Sender<()>>),
+    /// Answer once everything sent before is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Runs the writer until every sender is gone.
+pub(crate) async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>) {
+    let mut batch: Vec<SettledCall> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = inbox.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Write::Call(call, done) => {
+                    batch.push(*call);
+                    waiting.extend(done);
+                }
+                Write::Flush(done) => waiting.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = inbox.try_recv().ok();
+            }
+        }
+        commit(&store, &mut batch).await;
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Whether an error is the database being unreachable or busy (worth retrying as is),
+/// rather than the database refusing what was sent.
+fn transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx_error) => !matches!(sqlx_error, tollgate_store::SqlxError::Database(_)),
+        _ => false,
+    }
+}
+
+/// Writes `batch` (and empties it). While the database is unreachable the batch is retried
+/// with a growing pause, for as long as it takes: calls are never dropped for an outage.
+/// A batch the database refuses is written call by call, so one bad record cannot hold back
+/// the others. Batches are idempotent (records are written once, by id), so a retry never
+/// charges twice.
+async fn commit(store: &Store, batch: &mut Vec<SettledCall>) {
+    if batch.is_empty() {
+        return;
+    }
+    match write(store, batch).await {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, calls = batch.len(), "the database refused a batch of settled calls; writing them one by one");
+            for call in batch.iter() {
+                if let Err(e) = write(store, std::slice::from_ref(call)).await {
+                    // Logged without content: the record's id and the error only. The call
+                    // stays uncharged rather than risking a double charge.
+                    tracing::error!(error = %e, request.id = %call.record.id, "a settled call could not be written");
+                }
+            }
+        }
+    }
+    batch.clear();
+}
+
+/// Writes calls, retrying for as long as the database is unreachable.
+async fn write(store: &Store, calls: &[SettledCall]) -> Result<(), StoreError> {
+    let mut delay = Duration::from_millis(10);
+    loop {
+        match store.settle_calls(calls).await {
+            Ok(settled) => {
+                tracing::debug!(calls = calls.len(), records = settled.records, transfers = settled.transfers, "batch settled");
+                return Ok(());
+            }
+            Err(e) if transient(&e) => {
+                tracing::warn!(error = %e, calls = calls.len(), "writing settled calls failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

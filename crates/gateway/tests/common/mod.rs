@@ -1,0 +1,253 @@
+//! A whole Tollgate on real sockets: the example MCP servers as upstreams, and the API plus
+//! the gateway over a fresh store (SQLite, or PostgreSQL when `TOLLGATE_TEST_POSTGRES_URL`
+//! is set).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tollgate_api::{ApiConfig, AppState};
+use tollgate_domain::secret::Sealer;
+use tollgate_gateway::{Gateway, GatewayConfig};
+use tollgate_store::testing::TestStore;
+
+pub struct World {
+    pub store: TestStore,
+    pub gateway: Gateway,
+    /// The instance (API and gateway).
+    pub base: String,
+    /// The example MCP servers.
+    pub upstream: String,
+    pub http: reqwest::Client,
+}
+
+/// A signed-up person: an account token and their personal org.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub token: String,
+    pub org_id: String,
+    pub user_id: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+impl World {
+    pub async fn new() -> World {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tune: impl FnOnce(&mut GatewayConfig)) -> World {
+        let upstream = serve(axum::Router::new().nest("/_examples", tollgate_examples::router())).await;
+        let store = TestStore::new().await.unwrap();
+        let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = GatewayConfig { public_url: base.clone(), ..GatewayConfig::default() };
+        tune(&mut config);
+        let limiter = Arc::new(tollgate_gateway::ratelimit::MemoryRateLimiter::new());
+        let gateway = Gateway::start(store.store.clone(), sealer.clone(), limiter, config).unwrap();
+        let api = AppState::new(store.store.clone(), ApiConfig { public_url: base.clone(), ..ApiConfig::default() }, sealer);
+        let app = tollgate_api::router(api).merge(gateway.router());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        World { store, gateway, base, upstream, http: reqwest::Client::new() }
+    }
+
+    /// Calls the management API with an account token.
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>, token: &str) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs up and makes an all-scopes account token.
+    pub async fn person(&self, email: &str) -> Person {
+        let signup = self
+            .http
+            .post(format!("{}/api/v1/auth/signup", self.base))
+            .json(&json!({"email": email, "password": "correct horse 42", "name": "P"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signup.status(), 201);
+        let cookie = signup.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let session: Value = signup.json().await.unwrap();
+        let token: Value = self
+            .http
+            .post(format!("{}/api/v1/tokens", self.base))
+            .header("cookie", cookie)
+            .header("x-csrf-token", session["csrf_token"].as_str().unwrap())
+            .json(&json!({"name": "t"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Person {
+            token: token["token"].as_str().unwrap().into(),
+            org_id: session["org"]["id"].as_str().unwrap().into(),
+            user_id: session["user"]["id"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Publishes `slug` (MCP) with one version 1.0.0 whose upstream is the example server
+    /// `example` ("echo", "word-count", "usage-reporter"), priced by `functions`.
+    pub async fn publish(&self, publisher: &Person, slug: &str, example: &str, base_fee: &str, functions: Value) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/agents",
+                Some(json!({"slug": slug, "name": slug, "description": "d", "category": "devtools", "protocol": "mcp",
+                    "platforms": [], "capabilities": [], "tags": [], "use_cases": [], "governance": {}, "support": {}})),
+                &publisher.token,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let upstream_url = format!("{}/_examples/{example}/mcp", self.upstream);
+        self.version(publisher, slug, "1.0.0", &upstream_url, base_fee, functions).await;
+    }
+
+    pub async fn version(&self, publisher: &Person, slug: &str, version: &str, upstream_url: &str, base_fee: &str, functions: Value) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/agents/{slug}/versions"),
+                Some(json!({"version": version, "upstream_url": upstream_url,
+                    "upstream_headers": {"Authorization": "Bearer publisher-upstream-secret"},
+                    "base_fee": base_fee, "functions": functions, "dependencies": [], "task_timeout_seconds": 300,
+                    "cold_start": false})),
+                &publisher.token,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Installs `slug` for `who` and returns (installation id, key id, key).
+    pub async fn install(&self, who: &Person, slug: &str) -> (String, String, String) {
+        let (status, inst) = self.api(reqwest::Method::POST, "/api/v1/installations", Some(json!({"agent": slug})), &who.token).await;
+        assert_eq!(status, 201, "{inst}");
+        let id = inst["id"].as_str().unwrap().to_string();
+        let (status, key) =
+            self.api(reqwest::Method::POST, &format!("/api/v1/installations/{id}/keys"), Some(json!({"name": "k"})), &who.token).await;
+        assert_eq!(status, 201, "{key}");
+        (id, key["id"].as_str().unwrap().into(), key["key"].as_str().unwrap().into())
+    }
+
+    /// POSTs a JSON-RPC body to an agent's MCP endpoint.
+    pub async fn mcp(&self, key: Option<&str>, agent_path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}/{agent_path}/mcp", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(k) = key {
+            request = request.bearer_auth(k);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        Reply { status, headers, text }
+    }
+
+    /// The org's balance in nano-USD.
+    pub async fn balance(&self, who: &Person) -> i64 {
+        self.gateway.flush().await;
+        let (_, b) = self.api(reqwest::Method::GET, "/api/v1/billing/balance", None, &who.token).await;
+        tollgate_domain::Nanos::parse_usd(b["balance"].as_str().unwrap()).unwrap().0
+    }
+}
+
+/// A JSON-RPC `tools/call`.
+pub fn tool_call(id: i64, name: &str, arguments: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}).to_string()
+}
+
+/// A JSON-RPC `initialize` of the 2025-06-18 protocol.
+pub fn initialize(id: i64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string()
+}
+
+/// The JSON-RPC message in a reply: the body itself, or the last `data:` event of an SSE
+/// stream that carries a result or an error.
+pub fn rpc(reply: &Reply) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(&reply.text) {
+        return v;
+    }
+    reply
+        .text
+        .split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> =
+                event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+            serde_json::from_str::<Value>(&data.join("\n")).ok()
+        })
+        .filter(|v| v.get("result").is_some() || v.get("error").is_some())
+        .last()
+        .unwrap_or(Value::Null)
+}
+
+/// What an inspecting upstream saw of one request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+/// An upstream that records every request and answers with `answer(body)`:
+/// (status, content type, body).
+pub async fn inspector(
+    answer: impl Fn(&str) -> (u16, &'static str, String) + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<Seen>>>) {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let answer = Arc::new(answer);
+    let handler = move |headers: HeaderMap, body: String| {
+        let log = log.clone();
+        let answer = answer.clone();
+        async move {
+            log.lock().unwrap().push(Seen { headers, body: body.clone() });
+            let (status, content_type, text) = answer(&body);
+            (StatusCode::from_u16(status).unwrap(), [(header::CONTENT_TYPE, content_type)], text).into_response()
+        }
+    };
+    let router = axum::Router::new().route("/mcp", axum::routing::post(handler.clone())).route("/health", axum::routing::get(|| async { "ok" }));
+    (serve(router).await, seen)
+}

@@ -1,0 +1,154 @@
+//! The change feed: what the gateway caches (keys, versions, org settings) is announced when
+//! it changes, so every replica drops its stale copy. Within a process the announcement is
+//! a broadcast sent after the change commits; across replicas on PostgreSQL it is a
+//! `NOTIFY` sent in the same transaction (delivered only if the change commits), which each
+//! replica's listener turns into the same broadcast. If the listener loses its connection,
+//! it announces [`Change::All`]: notifications may have been missed.
+
+use crate::{Backend, Result, Store};
+use sqlx::AnyConnection;
+use tokio::sync::broadcast;
+
+/// Something that changed, as far as cached copies go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A key (by the SHA-256 of its secret) was revoked or its limits changed.
+    Key(String),
+    /// An installation was uninstalled (and all its keys revoked).
+    Installation(String),
+    /// A member left an org (and their keys in it were revoked): `(org id, user id)`.
+    Member(String, String),
+    /// An agent's versions changed (published, deprecated, retired), by agent id.
+    Agent(String),
+    /// An org's settings changed (budget, rate limits).
+    Org(String),
+    /// Anything may have changed.
+    All,
+}
+
+impl Change {
+    /// The text sent in a notification.
+    pub fn payload(&self) -> String {
+        match self {
+            Change::Key(hash) => format!("key:{hash}"),
+            Change::Installation(id) => format!("installation:{id}"),
+            Change::Member(org, user) => format!("member:{org}:{user}"),
+            Change::Agent(id) => format!("agent:{id}"),
+            Change::Org(id) => format!("org:{id}"),
+            Change::All => "all".into(),
+        }
+    }
+
+    /// Reads a notification's text; anything unreadable means everything may have changed.
+    pub fn parse(payload: &str) -> Change {
+        let (kind, rest) = payload.split_once(':').unwrap_or((payload, ""));
+        match (kind, rest) {
+            ("key", hash) if !hash.is_empty() => Change::Key(hash.into()),
+            ("installation", id) if !id.is_empty() => Change::Installation(id.into()),
+            ("member", pair) => match pair.split_once(':') {
+                Some((org, user)) if !org.is_empty() && !user.is_empty() => Change::Member(org.into(), user.into()),
+                _ => Change::All,
+            },
+            ("agent", id) if !id.is_empty() => Change::Agent(id.into()),
+            ("org", id) if !id.is_empty() => Change::Org(id.into()),
+            _ => Change::All,
+        }
+    }
+}
+
+/// How many announcements a slow subscriber may fall behind before it is told
+/// [`Change::All`] instead.
+pub(crate) const FEED_CAPACITY: usize = 4096;
+
+/// The broadcast side of the feed.
+pub(crate) fn feed() -> broadcast::Sender<Change> {
+    broadcast::channel(FEED_CAPACITY).0
+}
+
+impl Store {
+    /// Subscribes to the change feed (this process's changes, and on PostgreSQL other
+    /// replicas' too once [`Store::listen_for_changes`] runs).
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// The PostgreSQL channel this store's changes are announced on (one per schema, so
+    /// stores in different schemas of one database do not hear each other).
+    pub(crate) fn channel(&self) -> String {
+        format!("tollgate_changes_{}", self.schema.as_deref().unwrap_or("public"))
+    }
+
+    /// Inside the transaction making `changes`: on PostgreSQL, `NOTIFY`s them to every
+    /// replica when it commits. Call [`Store::announced`] after the commit.
+    pub(crate) async fn announce(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            for change in changes {
+                sqlx::query("SELECT pg_notify($1, $2)").bind(self.channel()).bind(change.payload()).execute(&mut *conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a commit: tells this process's subscribers.
+    pub(crate) fn announced(&self, changes: Vec<Change>) {
+        for change in changes {
+            let _ = self.changes.send(change);
+        }
+    }
+
+    /// On PostgreSQL, listens for other replicas' changes and re-broadcasts them here until
+    /// the store is closed. Does nothing on SQLite (one process owns the file).
+    pub async fn listen_for_changes(&self) -> Result<()> {
+        let Some(url) = self.url.clone().filter(|_| self.backend() == Backend::Postgres) else {
+            return Ok(());
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+        listener.listen(&self.channel()).await?;
+        let changes = self.changes.clone();
+        let closed = self.write.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        let _ = changes.send(Change::parse(notification.payload()));
+                    }
+                    Ok(None) => {
+                        tracing::warn!("lost the change feed's connection; reconnecting and dropping every cached copy");
+                        let _ = changes.send(Change::All);
+                    }
+                    Err(e) => {
+                        if closed.is_closed() {
+                            return;
+                        }
+                        tracing::warn!(error = %e, "the change feed failed; retrying");
+                        let _ = changes.send(Change::All);
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Change;
+
+    #[test]
+    fn payloads_round_trip() {
+        for change in [
+            Change::Key("ab12".into()),
+            Change::Installation("inst_1".into()),
+            Change::Member("org_1".into(), "usr_2".into()),
+            Change::Agent("agt_3".into()),
+            Change::Org("org_4".into()),
+            Change::All,
+        ] {
+            assert_eq!(Change::parse(&change.payload()), change);
+        }
+        for garbage in ["", "key:", "member:x", "member::y", "nope:1", "agent"] {
+            assert_eq!(Change::parse(garbage), Change::All, "{garbage:?}");
+        }
+    }
+}
