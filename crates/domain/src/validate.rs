@@ -167,11 +167,50 @@ impl SemVer {
         })
     }
 
-    /// A key that sorts versions by precedence (release after its pre-releases);
-    /// pre-release identifiers compare as text, a simplification documented in the API.
-    pub fn sort_key(&self) -> (u64, u64, u64, bool, String) {
-        (self.major, self.minor, self.patch, self.pre.is_empty(), self.pre.clone())
+    /// A key that orders versions by semver 2.0.0 precedence: `MAJOR.MINOR.PATCH`
+    /// numerically, then a pre-release before its release; pre-releases compare identifier
+    /// by identifier (numeric ones numerically and below alphanumeric ones, which compare
+    /// in ASCII order), and a shorter list of equal identifiers comes first. Build
+    /// metadata is ignored. `1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0-beta.2 < 1.0.0-beta.11 <
+    /// 1.0.0-rc.1 < 1.0.0`.
+    pub fn sort_key(&self) -> Precedence {
+        let pre = if self.pre.is_empty() {
+            Vec::new()
+        } else {
+            self.pre
+                .split('.')
+                .map(|id| {
+                    if id.bytes().all(|b| b.is_ascii_digit()) {
+                        // No leading zeros (checked by `parse`), so length then digits is
+                        // numeric order, for numbers of any size.
+                        Identifier::Numeric(id.len(), id.to_string())
+                    } else {
+                        Identifier::Alphanumeric(id.to_string())
+                    }
+                })
+                .collect()
+        };
+        Precedence { core: (self.major, self.minor, self.patch), release: self.pre.is_empty(), pre }
     }
+}
+
+/// The precedence of a [`SemVer`] (from [`SemVer::sort_key`]): compare two to order
+/// versions. Versions that differ only in build metadata are equal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Precedence {
+    core: (u64, u64, u64),
+    /// A release sorts after every pre-release of the same core version.
+    release: bool,
+    pre: Vec<Identifier>,
+}
+
+/// One dot-separated pre-release identifier. The variant order is the precedence order:
+/// numeric identifiers come before alphanumeric ones.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Identifier {
+    /// Digits only: (number of digits, digits).
+    Numeric(usize, String),
+    Alphanumeric(String),
 }
 
 /// An upstream base URL: `http` or `https`, with a host, no credentials, no fragment.
@@ -229,9 +268,50 @@ mod tests {
         for bad in ["1", "1.2", "1.2.3.4", "01.2.3", "1.2.x", "v1.2.3", "1.2.3-", "1.2.3+", "1.2.3-01", ""] {
             assert!(SemVer::parse("v", bad).is_err(), "{bad}");
         }
-        let pre = SemVer::parse("v", "1.0.0-rc.1").unwrap();
-        let rel = SemVer::parse("v", "1.0.0").unwrap();
-        assert!(pre.sort_key() < rel.sort_key());
+    }
+
+    fn key(v: &str) -> Precedence {
+        SemVer::parse("v", v).unwrap().sort_key()
+    }
+
+    #[test]
+    fn semver_precedence_follows_semver_2() {
+        // The example of semver.org §11, plus numbers past one digit, in ascending order.
+        let ascending = [
+            "0.9.9",
+            "1.0.0-0",
+            "1.0.0-2",
+            "1.0.0-10",
+            "1.0.0-99999999999999999999999",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0-rc.2",
+            "1.0.0-rc.10",
+            "1.0.0",
+            "1.0.1",
+            "1.2.0",
+            "1.10.0",
+            "2.0.0-rc.1",
+            "2.0.0",
+            "10.0.0",
+        ];
+        for pair in ascending.windows(2) {
+            assert!(key(pair[0]) < key(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+        let mut shuffled: Vec<&str> = ascending.iter().rev().copied().collect();
+        shuffled.swap(0, 7);
+        shuffled.sort_by_key(|v| key(v));
+        assert_eq!(shuffled, ascending);
+        // Build metadata does not count; alphanumeric identifiers compare in ASCII order.
+        assert_eq!(key("1.0.0+build.1"), key("1.0.0+build.2"));
+        assert_eq!(key("1.0.0-rc.1+x"), key("1.0.0-rc.1"));
+        assert!(key("1.0.0-Beta") < key("1.0.0-alpha"));
+        assert!(key("1.0.0-rc-1") > key("1.0.0-rc"));
     }
 
     #[test]
