@@ -219,14 +219,28 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new account token unless the user already has [`MAX_ACTIVE_TOKENS`] active.
+    /// Stores a new account token unless the user already has [`MAX_ACTIVE_TOKENS`] active
+    /// (unrevoked and unexpired at `t.created_at`); too many is a [`StoreError::Conflict`].
+    ///
+    /// Safe under concurrency: the transaction first writes the user's row, which on
+    /// PostgreSQL holds a row lock until commit, so parallel creations for one user take
+    /// turns and each counts what the previous ones committed (READ COMMITTED takes a new
+    /// snapshot per statement). On SQLite every write already goes through one connection.
     pub async fn create_account_token(&self, t: &AccountToken, token_hash: &str) -> Result<()> {
         let mut tx = self.write.begin().await?;
+        let locked = sqlx::query("UPDATE users SET email_notifications = email_notifications WHERE id = $1")
+            .bind(&t.user_id)
+            .execute(&mut *tx)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         let active: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM account_tokens WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM account_tokens WHERE user_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(&t.user_id)
-        .bind(now_ms())
+        .bind(t.created_at)
         .fetch_one(&mut *tx)
         .await?;
         if active >= MAX_ACTIVE_TOKENS {

@@ -1,7 +1,8 @@
 //! Orgs, memberships, invitations and notifications.
 
-use crate::ledger::{AccountKind, account_in};
+use crate::catalog::{AGENT_COLUMNS, agent_from};
 use crate::changes::Change;
+use crate::ledger::{AccountKind, account_in};
 use crate::row::{flag, get};
 use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
@@ -128,9 +129,25 @@ impl Store {
         org_from(&sqlx::query(&sql).bind(id).fetch_one(&self.read).await?)
     }
 
-    /// Renames an org.
+    /// Renames an org and, in the same transaction, rebuilds the search text of the agents
+    /// it publishes (the store's search matches the publisher's name).
     pub async fn rename_org(&self, id: &str, name: &str) -> Result<Org> {
-        sqlx::query("UPDATE orgs SET name = $1 WHERE id = $2").bind(name).bind(id).execute(&self.write).await?;
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("UPDATE orgs SET name = $1 WHERE id = $2").bind(name).bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE publisher_org_id = $1");
+        let agents = sqlx::query(&sql).bind(id).fetch_all(&mut *tx).await?;
+        for row in &agents {
+            let agent = agent_from(row)?;
+            sqlx::query("UPDATE agents SET search_text = $1 WHERE id = $2")
+                .bind(agent.listing().search_text(&agent.slug, name))
+                .bind(&agent.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.org(id).await
     }
 
@@ -389,16 +406,25 @@ impl Store {
             .collect()
     }
 
-    /// Marks one (or, with `None`, every) notification of a user read.
+    /// Marks one (or, with `None`, every unread) notification of a user read. A notification
+    /// that is not the user's is [`StoreError::NotFound`]; one already read stays as it was.
     pub async fn mark_notifications_read(&self, user_id: &str, id: Option<&str>) -> Result<()> {
-        sqlx::query(
-            "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL AND ($3 IS NULL OR id = $3)",
-        )
-        .bind(now_ms())
-        .bind(user_id)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let now = now_ms();
+        let Some(id) = id else {
+            sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&self.write)
+                .await?;
+            return Ok(());
+        };
+        let done =
+            sqlx::query("UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE user_id = $2 AND id = $3")
+                .bind(now)
+                .bind(user_id)
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 }

@@ -27,3 +27,65 @@ async fn replicas_migrating_at_once_apply_each_migration_once() {
         admin.close().await;
     }
 }
+
+/// A fresh SQLite store in a temporary directory, whatever the test backend is.
+async fn sqlite_store() -> (Store, String, std::path::PathBuf) {
+    let suffix = tollgate_domain::secret::random_token(10).unwrap().to_ascii_lowercase();
+    let dir = std::env::temp_dir().join(format!("tollgate-wal-{suffix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("tollgate.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, url, dir)
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    let (store, url, dir) = sqlite_store().await;
+    // WAL is a property of the database file: a plain connection that sets nothing sees it.
+    sqlx::any::install_default_drivers();
+    let plain = sqlx::AnyPool::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&plain).await.unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    plain.close().await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `(version, name)` of every file in `migrations/`: `NNNN_name.sql`, or a pair
+/// `NNNN_name.sqlite.sql` / `NNNN_name.postgres.sql`.
+fn migration_files() -> Vec<(i64, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut found = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        let Some(stem) = file.strip_suffix(".sql") else {
+            assert_eq!(file, "README.md", "unexpected file in migrations/");
+            continue;
+        };
+        let stem = stem.strip_suffix(".sqlite").or_else(|| stem.strip_suffix(".postgres")).unwrap_or(stem);
+        let (version, name) = stem.split_once('_').unwrap_or_else(|| panic!("{file}: not NNNN_name.sql"));
+        assert_eq!(version.len(), 4, "{file}: the version has four digits");
+        found.insert((version.parse::<i64>().unwrap_or_else(|_| panic!("{file}: bad version")), name.to_string()));
+    }
+    found.into_iter().collect()
+}
+
+#[tokio::test]
+async fn every_migration_file_is_embedded_and_applied() {
+    let files = migration_files();
+    let versions: Vec<i64> = files.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, (1..=files.len() as i64).collect::<Vec<_>>(), "one file (or pair) per version, from 1");
+
+    let store = TestStore::new().await.unwrap();
+    sqlx::any::install_default_drivers();
+    let plain = sqlx::AnyPool::connect(&store.url).await.unwrap();
+    // The schema name was made by the test harness from [a-z0-9_].
+    let table = store.schema().map_or("schema_migrations".to_string(), |s| format!("{s}.schema_migrations"));
+    let rows =
+        sqlx::query(&format!("SELECT version, name FROM {table} ORDER BY version")).fetch_all(&plain).await.unwrap();
+    use sqlx::Row;
+    let applied: Vec<(i64, String)> = rows.iter().map(|r| (r.get("version"), r.get("name"))).collect();
+    assert_eq!(applied, files, "schema_migrations lists exactly the files in migrations/");
+    plain.close().await;
+}
