@@ -143,14 +143,53 @@ impl OrgCtx {
     }
 }
 
-/// The client's IP address as the listener saw it (empty in in-process tests).
+/// The client's IP address: the TCP peer the listener saw, or, when
+/// `ApiConfig::trust_forwarded_for` is set (Tollgate behind a reverse proxy or load
+/// balancer), the last entry of `X-Forwarded-For`, the one the proxy itself appended.
+/// Earlier entries are whatever the client sent and are never used. Empty when unknown
+/// (in-process tests).
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
-        let addr = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(ClientAddr(addr.map(|a| a.0.ip().to_string()).unwrap_or_default()))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ClientAddr, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|a| a.0.ip());
+        let forwarded = state.config.trust_forwarded_for.then(|| forwarded_for_last_hop(&parts.headers)).flatten();
+        Ok(ClientAddr(forwarded.or(peer).map(|ip| ip.to_string()).unwrap_or_default()))
+    }
+}
+
+/// The last address in the `X-Forwarded-For` headers (`1.2.3.4`, `1.2.3.4:5678`, `::1` or
+/// `[::1]:5678`), if it parses.
+pub(crate) fn forwarded_for_last_hop(headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    let last_header = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let hop = last_header.to_str().ok()?.rsplit(',').next()?.trim();
+    hop.parse::<std::net::IpAddr>().ok().or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn hop(values: &[&str]) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+        }
+        forwarded_for_last_hop(&headers).map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn the_last_forwarded_hop_is_the_proxys_view_of_the_client() {
+        assert_eq!(hop(&["203.0.113.7"]).as_deref(), Some("203.0.113.7"));
+        assert_eq!(hop(&["6.6.6.6, 10.0.0.1 , 203.0.113.7"]).as_deref(), Some("203.0.113.7"));
+        assert_eq!(hop(&["6.6.6.6", "203.0.113.7:5100"]).as_deref(), Some("203.0.113.7"));
+        assert_eq!(hop(&["2001:db8::1"]).as_deref(), Some("2001:db8::1"));
+        assert_eq!(hop(&["[2001:db8::1]:443"]).as_deref(), Some("2001:db8::1"));
+        assert_eq!(hop(&[]), None);
+        assert_eq!(hop(&["unknown"]), None);
+        assert_eq!(hop(&["203.0.113.7, "]), None);
     }
 }

@@ -17,6 +17,10 @@ pub struct ApiConfig {
     pub public_url: String,
     /// The platform's share of each charge, in basis points (100 = 1%).
     pub platform_fee_bps: i64,
+    /// Take the client's address (for log-in throttling) from the last `X-Forwarded-For`
+    /// entry instead of the TCP peer. Set only behind a reverse proxy or load balancer that
+    /// appends it; otherwise any client could pick its own address. Default false.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ApiConfig {
@@ -26,6 +30,7 @@ impl Default for ApiConfig {
             cookie_secure: false,
             public_url: "http://127.0.0.1:8080".into(),
             platform_fee_bps: 2000,
+            trust_forwarded_for: false,
         }
     }
 }

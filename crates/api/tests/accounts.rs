@@ -3,9 +3,19 @@
 
 mod common;
 
-use axum::http::{Method, StatusCode, header};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode, header};
 use common::{Caller, TestApp};
 use serde_json::json;
+use std::net::SocketAddr;
+use tollgate_api::ApiConfig;
+use tollgate_domain::Nanos;
+use tollgate_domain::secret::{new_id, random_token, sha256_hex};
+use tollgate_domain::time::now_ms;
+use tollgate_store::StoreError;
+use tollgate_store::accounts::AccountToken;
+use tollgate_store::ledger::{AccountKind, PLATFORM};
 
 #[tokio::test]
 async fn signup_grants_credits_and_sets_a_safe_session_cookie() {
@@ -243,4 +253,201 @@ async fn ended_sessions_are_refused_and_swept() {
     );
     assert_eq!(app.store.delete_expired_sessions(later).await.unwrap(), 1);
     assert_eq!(app.get("/api/v1/me", &user.browser()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// An account token row for `user`, made at `created_at`, to put in the store directly
+/// (the clock seam: the cap counts tokens active at the new token's `created_at`).
+fn stored_token(user_id: &str, name: &str, created_at: i64, expires_at: Option<i64>) -> (AccountToken, String) {
+    let secret = format!("tg_usr_{}", random_token(40).unwrap());
+    let token = AccountToken {
+        id: new_id("tok").unwrap(),
+        user_id: user_id.into(),
+        name: name.into(),
+        prefix: secret.chars().take(13).collect(),
+        scopes: String::new(),
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+        created_at,
+    };
+    (token, secret)
+}
+
+#[tokio::test]
+async fn expired_account_tokens_are_refused_and_free_their_slot() {
+    let app = TestApp::new().await;
+    let user = app.user("gil@example.com").await;
+    let me = user.caller();
+    let now = now_ms();
+
+    // A 30-day token works until its 30th day and not after.
+    let month = app.post("/api/v1/tokens", json!({"name": "month", "expires_in_days": 30}), &me).await;
+    assert_eq!(month.status, StatusCode::CREATED);
+    let month_hash = sha256_hex(month.body["token"].as_str().unwrap().as_bytes());
+    assert!(app.store.account_token_by_hash(&month_hash, now + 29 * DAY_MS).await.unwrap().is_some());
+    assert!(app.store.account_token_by_hash(&month_hash, now + 31 * DAY_MS).await.unwrap().is_none());
+
+    // `expires_in_days: null` never expires (the harness's token was made without it).
+    let never = app.post("/api/v1/tokens", json!({"name": "never", "expires_in_days": null}), &me).await;
+    assert_eq!(never.status, StatusCode::CREATED);
+    assert!(never.body["expires_at"].is_null());
+    let far = now + 100 * 365 * DAY_MS;
+    for secret in [never.body["token"].as_str().unwrap(), user.token.as_str()] {
+        assert!(app.store.account_token_by_hash(&sha256_hex(secret.as_bytes()), far).await.unwrap().is_some());
+    }
+
+    // A token past its expiry gets 401, and does not count against the 10.
+    let (expired, secret) = stored_token(&user.id, "old", now - 31 * DAY_MS, Some(now - DAY_MS));
+    app.store.create_account_token(&expired, &sha256_hex(secret.as_bytes())).await.unwrap();
+    let old = Caller { bearer: Some(secret), ..Caller::default() };
+    let refused = app.get("/api/v1/me", &old).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("expired"));
+    // Active now: the harness's, "month", "never"; seven more 30-day tokens make 10.
+    for i in 0..7 {
+        let r = app.post("/api/v1/tokens", json!({"name": format!("t{i}"), "expires_in_days": 30}), &me).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{i}: {:?}", r.body);
+    }
+    let full = app.post("/api/v1/tokens", json!({"name": "eleventh"}), &me).await;
+    assert_eq!(full.status, StatusCode::CONFLICT);
+    assert_eq!(full.body["error"]["code"], "too_many_tokens");
+
+    // 31 days later the eight 30-day tokens have expired: two are active, eight slots free.
+    let later = now + 31 * DAY_MS;
+    for i in 0..8 {
+        let (t, secret) = stored_token(&user.id, &format!("later{i}"), later, None);
+        app.store.create_account_token(&t, &sha256_hex(secret.as_bytes())).await.unwrap();
+    }
+    let (t, secret) = stored_token(&user.id, "one too many", later, None);
+    let over = app.store.create_account_token(&t, &sha256_hex(secret.as_bytes())).await;
+    assert!(matches!(over, Err(StoreError::Conflict(_))), "{over:?}");
+}
+
+#[tokio::test]
+async fn account_tokens_are_never_gateway_keys() {
+    let app = TestApp::new().await;
+    let user = app.user("hal@example.com").await;
+    let publisher = app.user("pub@example.com").await;
+    app.publish(&publisher.caller(), "echo-tool").await;
+    let inst = app.install(&user.caller(), "echo-tool").await;
+    let (_, key) = app.key(&user.caller(), &inst).await;
+    let scoped = app.post("/api/v1/tokens", json!({"name": "ci", "scopes": ["usage:read"]}), &user.caller()).await;
+    for token in [user.token.as_str(), scoped.body["token"].as_str().unwrap()] {
+        let hash = sha256_hex(token.as_bytes());
+        assert!(app.store.account_token_by_hash(&hash, now_ms()).await.unwrap().is_some(), "a live token");
+        assert!(app.store.gateway_key(&hash).await.unwrap().is_none(), "an account token is no gateway key");
+    }
+    // …while the gateway does find the key, and the management API refuses that key.
+    assert!(app.store.gateway_key(&sha256_hex(key.as_bytes())).await.unwrap().is_some());
+    let as_key = Caller { bearer: Some(key), ..Caller::default() };
+    assert_eq!(app.get("/api/v1/me", &as_key).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_token_cap_holds_under_concurrent_creation() {
+    let app = TestApp::new().await;
+    let user = app.user("ida@example.com").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let router = app.router();
+        let request = Request::post("/api/v1/tokens")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {}", user.token))
+            .body(Body::from(json!({"name": format!("parallel {i}")}).to_string()))
+            .unwrap();
+        tasks.spawn(common::send(router, request));
+    }
+    let mut statuses = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        statuses.push(reply.unwrap().status);
+    }
+    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+    assert_eq!((created, refused), (9, 15), "the harness's token plus 9: {statuses:?}");
+    let active = app.store.account_tokens(&user.id).await.unwrap();
+    assert_eq!(active.iter().filter(|t| t.revoked_at.is_none()).count(), 10);
+}
+
+#[tokio::test]
+async fn the_signup_grant_is_configurable() {
+    for (grant, balance, transfers) in [(Nanos(2_500_000_000), "2.500000", 1), (Nanos(0), "0.000000", 0)] {
+        let app = TestApp::with_config(ApiConfig { signup_grant: grant, ..ApiConfig::default() }).await;
+        let user = app.user("jo@example.com").await;
+        let r = app.get("/api/v1/billing/balance", &user.caller()).await;
+        assert_eq!(r.body["balance"], balance, "{grant:?}");
+        let history = app.get("/api/v1/billing/transactions", &user.caller()).await;
+        assert_eq!(history.body["total"], transfers, "{grant:?}: {}", history.body);
+        if transfers == 1 {
+            assert_eq!(history.body["transactions"][0]["kind"], "signup_grant");
+            assert_eq!(history.body["transactions"][0]["amount"], balance);
+        }
+        let grants = app.store.ledger_account(AccountKind::Grants, PLATFORM).await.unwrap();
+        assert_eq!(grants.balance, Nanos(-grant.0), "the grants account paid exactly the grant");
+    }
+}
+
+/// A log-in attempt from the TCP peer `peer`, with an `X-Forwarded-For` header if given.
+async fn login_from(app: &TestApp, email: &str, password: &str, peer: &str, forwarded: Option<&str>) -> StatusCode {
+    let mut request = Request::post("/api/v1/auth/login").header(header::CONTENT_TYPE, "application/json");
+    if let Some(f) = forwarded {
+        request = request.header("x-forwarded-for", f);
+    }
+    let mut request = request.body(Body::from(json!({"email": email, "password": password}).to_string())).unwrap();
+    let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    app.send(request).await.status
+}
+
+const RIGHT: &str = "correct horse 42";
+const WRONG: &str = "guess guess 1";
+
+#[tokio::test]
+async fn login_throttling_is_per_account_and_per_address() {
+    let app = TestApp::new().await;
+    app.user("victim@example.com").await;
+    app.user("bystander@example.com").await;
+
+    // Guessing one account's password from many addresses: after 5 failures the account is
+    // throttled everywhere, even for the right password; other accounts are not.
+    for i in 1..=5 {
+        let s = login_from(&app, "victim@example.com", WRONG, &format!("198.51.100.{i}"), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&app, "victim@example.com", RIGHT, "192.0.2.200", None).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login_from(&app, "bystander@example.com", RIGHT, "198.51.100.1", None).await, StatusCode::OK);
+
+    // Many accounts from one address: after 20 failures that address is throttled, for any
+    // account; other addresses are not.
+    for i in 0..20 {
+        let s = login_from(&app, &format!("nobody{i}@example.com"), WRONG, "203.0.113.7", None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    let throttled = login_from(&app, "bystander@example.com", RIGHT, "203.0.113.7", None).await;
+    assert_eq!(throttled, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login_from(&app, "bystander@example.com", RIGHT, "203.0.113.8", None).await, StatusCode::OK);
+    // Without trusted proxies, X-Forwarded-For is the client's say-so and changes nothing.
+    let spoofed = login_from(&app, "bystander@example.com", RIGHT, "203.0.113.7", Some("192.0.2.1")).await;
+    assert_eq!(spoofed, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own() {
+    let app = TestApp::with_config(ApiConfig { trust_forwarded_for: true, ..ApiConfig::default() }).await;
+    app.user("bystander@example.com").await;
+    let proxy = "10.0.0.1";
+    // The proxy appends the address it saw; whatever the client put before it is ignored.
+    for i in 0..20 {
+        let chain = format!("192.0.2.{i}, 203.0.113.7");
+        let s = login_from(&app, &format!("nobody{i}@example.com"), WRONG, proxy, Some(&chain)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    let attacker = login_from(&app, "bystander@example.com", RIGHT, proxy, Some("203.0.113.7")).await;
+    assert_eq!(attacker, StatusCode::TOO_MANY_REQUESTS);
+    let disguised = login_from(&app, "bystander@example.com", RIGHT, proxy, Some("198.51.100.4, 203.0.113.7")).await;
+    assert_eq!(disguised, StatusCode::TOO_MANY_REQUESTS);
+    // Everyone else behind the same proxy still logs in.
+    assert_eq!(login_from(&app, "bystander@example.com", RIGHT, proxy, Some("198.51.100.4")).await, StatusCode::OK);
+    assert_eq!(login_from(&app, "bystander@example.com", RIGHT, proxy, None).await, StatusCode::OK);
 }

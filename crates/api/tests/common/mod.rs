@@ -201,3 +201,38 @@ impl TestApp {
         (r.body["id"].as_str().unwrap().to_string(), r.body["key"].as_str().unwrap().to_string())
     }
 }
+
+impl TestApp {
+    /// A running API with `config` over a fresh store.
+    pub async fn with_config(config: ApiConfig) -> TestApp {
+        let store = TestStore::new().await.expect("test store");
+        let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
+        let state = AppState::new(store.store.clone(), config, sealer);
+        let router = tollgate_api::router(state.clone());
+        TestApp { store, state, router }
+    }
+
+    /// A handle on the router, for requests sent in parallel.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Sends a request built by the test (extensions such as `ConnectInfo`, extra headers).
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        send(self.router.clone(), req).await
+    }
+}
+
+/// Sends `req` to `router` and decodes the reply.
+pub async fn send(router: Router, req: Request<Body>) -> Reply {
+    let response = router.oneshot(req).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Reply { status, body, headers }
+}
