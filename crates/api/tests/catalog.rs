@@ -827,3 +827,87 @@ async fn the_openapi_document_lists_the_catalog() {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }
 }
+
+#[tokio::test]
+async fn latest_is_the_newest_active_version_by_semver_precedence() {
+    let app = TestApp::new().await;
+    let (ada, _) = Api::user(&app, "ada@x.io").await;
+    let (bob, _) = Api::user(&app, "bob@x.io").await;
+    assert_eq!(ada.post("/api/v1/agents", agent_body("pre")).await.status, 201);
+    let versions = "/api/v1/agents/pre/versions";
+    for v in ["1.0.0-rc.2", "1.0.0-rc.10", "1.0.0-rc.9", "1.0.0-beta.11"] {
+        assert_eq!(ada.post(versions, version_body(v)).await.status, 201, "{v}");
+    }
+    let agent = app.store.agent_by_slug("pre").await.unwrap();
+    let latest = || async { app.store.agent_version(&agent.id, "latest").await.unwrap().version };
+    // Numeric identifiers compare as numbers: rc.10 is newer than rc.9 and rc.2.
+    assert_eq!(latest().await, "1.0.0-rc.10");
+    let store = Api::anyone(&app).get("/api/v1/store/agents?q=pre").await;
+    assert_eq!(store.body["agents"][0]["latest_version"], "1.0.0-rc.10");
+    let own = ada.get("/api/v1/agents/pre").await;
+    let order: Vec<&str> =
+        own.body["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(order, ["1.0.0-rc.10", "1.0.0-rc.9", "1.0.0-rc.2", "1.0.0-beta.11"]);
+
+    // A release is newer than its pre-releases; a deprecated release is skipped.
+    ada.post(versions, version_body("1.0.0")).await;
+    assert_eq!(latest().await, "1.0.0");
+    ada.patch("/api/v1/agents/pre/versions/1.0.0", json!({"status": "deprecated"})).await;
+    assert_eq!(latest().await, "1.0.0-rc.10");
+    let installed = bob.post("/api/v1/installations", json!({"agent": "pre"})).await;
+    assert_eq!(installed.status, 201, "{}", installed.body);
+    assert_eq!(installed.body["version"], "latest");
+}
+
+#[tokio::test]
+async fn renaming_the_publisher_renames_it_in_the_store_search() {
+    let app = TestApp::new().await;
+    let (ada, ada_user) = Api::user(&app, "ada@x.io").await;
+    let team = ada.post("/api/v1/orgs", json!({"name": "Zephyr Labs"})).await;
+    let team_id = team.body["id"].as_str().unwrap().to_string();
+    let in_team = ada.with(ada_user.in_org(&team_id));
+    assert_eq!(in_team.post("/api/v1/agents", agent_body("helper")).await.status, 201);
+    assert_eq!(ada.post("/api/v1/agents/helper/versions", version_body("1.0.0")).await.status, 201);
+    ada.publish("elsewhere").await;
+    let anyone = Api::anyone(&app);
+    assert_eq!(slugs(&anyone.get("/api/v1/store/agents?q=zephyr").await), ["helper"]);
+
+    let renamed = ada.patch(&format!("/api/v1/orgs/{team_id}"), json!({"name": "Quokka Works"})).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(slugs(&anyone.get("/api/v1/store/agents?q=quokka").await), ["helper"]);
+    assert_eq!(slugs(&anyone.get("/api/v1/store/agents?q=quokka+works").await), ["helper"]);
+    assert_eq!(anyone.get("/api/v1/store/agents?q=zephyr").await.body["total"], 0);
+    assert_eq!(anyone.get("/api/v1/store/agents/helper").await.body["publisher"], "Quokka Works");
+    // The rest of the listing is still searchable, and other publishers' agents are untouched.
+    assert_eq!(slugs(&anyone.get("/api/v1/store/agents?q=pull+requests+helper").await), ["helper"]);
+    assert_eq!(slugs(&anyone.get("/api/v1/store/agents?q=elsewhere").await), ["elsewhere"]);
+}
+
+#[tokio::test]
+async fn installing_a_retired_version_is_gone_and_bad_queries_get_the_envelope() {
+    let app = TestApp::new().await;
+    let (ada, _) = Api::user(&app, "ada@x.io").await;
+    let (bob, _) = Api::user(&app, "bob@x.io").await;
+    ada.publish("old-tool").await;
+    ada.post("/api/v1/agents/old-tool/versions", version_body("2.0.0")).await;
+    ada.patch("/api/v1/agents/old-tool/versions/1.0.0", json!({"status": "retired"})).await;
+    let r = bob.post("/api/v1/installations", json!({"agent": "old-tool", "version": "1.0.0"})).await;
+    assert_error(&r, 410, "version_retired");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("retired"));
+    assert_eq!(count(&bob.get("/api/v1/installations?all=true").await.body), 0, "nothing was installed");
+    assert_eq!(bob.post("/api/v1/installations", json!({"agent": "old-tool"})).await.status, 201);
+
+    for (path, field) in [
+        ("/api/v1/installations?all=1", "all"),
+        ("/api/v1/installations?all=maybe", "all"),
+        ("/api/v1/billing/transactions?page=abc", "page"),
+        ("/api/v1/billing/transactions?per_page=1.5", "per_page"),
+    ] {
+        let r = bob.get(path).await;
+        assert_invalid(&r, field);
+        assert!(r.body["error"]["message"].as_str().unwrap().len() > 10, "{path}: {}", r.body);
+    }
+    assert_invalid(&bob.get("/api/v1/billing/transactions?page=0").await, "page");
+    assert_eq!(count(&bob.get("/api/v1/installations?all=false").await.body), 1);
+    assert_eq!(bob.get("/api/v1/billing/transactions?page=1&per_page=5").await.status, 200);
+}

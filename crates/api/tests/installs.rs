@@ -129,7 +129,8 @@ async fn install_keys_limits_uninstall_and_reinstall() {
     let other = app.user("late@example.com").await;
     let refused =
         app.post("/api/v1/installations", json!({"agent": "search-tool", "version": "1.0.0"}), &other.caller()).await;
-    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.status, StatusCode::GONE);
+    assert_eq!(refused.body["error"]["code"], "version_retired");
 }
 
 #[tokio::test]

@@ -2,10 +2,10 @@
 
 use crate::auth::{Auth, OrgCtx};
 use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::views::{ErrorBody, usd};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -95,7 +95,7 @@ pub(crate) struct PageQuery {
 pub(crate) async fn transactions(
     State(state): State<AppState>,
     c: OrgCtx,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<TransactionPage>> {
     c.auth.require(Scope::BillingRead)?;
     let page = q.page.unwrap_or(1);
