@@ -302,6 +302,8 @@ pub(crate) async fn mark_read(
     ApiJson(req): ApiJson<MarkReadRequest>,
 ) -> ApiResult<StatusCode> {
     auth.require(Scope::NotificationsRead)?;
-    state.store.mark_notifications_read(&auth.user.id, req.id.as_deref()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match state.store.mark_notifications_read(&auth.user.id, req.id.as_deref()).await {
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("notification")),
+        other => other.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),
+    }
 }
