@@ -311,6 +311,11 @@ impl fmt::Display for Report {
             s.rate,
             if s.keys > 0 { format!(", {} gateway keys", s.keys) } else { String::new() },
         )?;
+        writeln!(
+            f,
+            "closed = max throughput; open = latency from each request's scheduled time at the fixed rate; \
+             cores = CPU of the target, of the upstream behind it, of the load generator"
+        )?;
         for w in &self.workloads {
             writeln!(f, "\n{}", w.workload.title())?;
             writeln!(
