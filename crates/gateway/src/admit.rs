@@ -1,10 +1,11 @@
 //! Admission: who is calling, may they call this agent version now — key, installation,
 //! version status, rate limits, per-key daily limits — all answered from memory.
 
-use crate::counters::{Counters, Taken};
-use crate::directory::{Directory, Target};
+use crate::Inner;
+use crate::counters::Taken;
+use crate::directory::Target;
 use crate::error::GatewayError;
-use crate::ratelimit::{Decision, RateLimiter, headers};
+use crate::ratelimit::{Decision, headers};
 use std::sync::Arc;
 use tollgate_domain::secret::sha256_hex;
 use tollgate_domain::time::next_utc_midnight;
@@ -36,18 +37,17 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
 /// agent version, the installation, rate limits, the key's daily limits. A refusal comes
 /// with the rate-limit headers known by then.
 pub(crate) async fn admit(
-    directory: &Directory,
-    limiter: &dyn RateLimiter,
-    counters: &Counters,
-    default_limits: [u64; 3],
+    inner: &Inner,
     authorization: Option<&str>,
     slug: &str,
     version: &str,
     now_ms: i64,
 ) -> Result<Admitted, (GatewayError, Headers)> {
+    let (directory, counters, default_limits) = (&inner.directory, &inner.counters, inner.config.rate_limits);
     let refuse = |e: GatewayError| (e, Vec::new());
-    let secret = bearer(authorization)
-        .ok_or_else(|| refuse(GatewayError::Unauthorized("send your agent key as Authorization: Bearer <key>".into())))?;
+    let secret = bearer(authorization).ok_or_else(|| {
+        refuse(GatewayError::Unauthorized("send your agent key as Authorization: Bearer <key>".into()))
+    })?;
     if secret.starts_with("tg_usr_") {
         return Err(refuse(GatewayError::Unauthorized(
             "account tokens work on the management API only; call agents with an agent key".into(),
@@ -73,7 +73,10 @@ pub(crate) async fn admit(
         ))));
     }
     if key.agent_slug != slug {
-        return Err(refuse(GatewayError::Forbidden(format!("this key is for the agent {}, not {slug}", key.agent_slug))));
+        return Err(refuse(GatewayError::Forbidden(format!(
+            "this key is for the agent {}, not {slug}",
+            key.agent_slug
+        ))));
     }
     if key.installation_status != "active" {
         return Err(refuse(GatewayError::Forbidden("this agent is no longer installed in your organization".into())));
@@ -87,7 +90,7 @@ pub(crate) async fn admit(
         configured(org.rate_limit_day, default_limits[2]),
     ];
     let subject = format!("{}:{}:{}", key.key.org_id, key.key.user_id, key.key.agent_id);
-    let decision: Decision = limiter.consume(&subject, limits, now_ms).await.map_err(|e| {
+    let decision: Decision = inner.limiter.consume(&subject, limits, now_ms).await.map_err(|e| {
         tracing::error!(error = %e, "rate limiter unavailable; refusing the call (fail closed)");
         refuse(GatewayError::Unavailable("rate limiting is unavailable right now; try again shortly".into()))
     })?;

@@ -47,6 +47,9 @@ pub(crate) struct MeteredBody {
     meter: Meter,
     /// `sync` durability: the end of the body waits until the call's charge is committed.
     committed: Option<oneshot::Receiver<()>>,
+    /// The end will wait for a commit, so the length must not be announced up front (the
+    /// client would take the response as complete at its last byte).
+    sync: bool,
     ended: bool,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
@@ -60,8 +63,18 @@ pub(crate) struct MeteredBody {
 }
 
 impl MeteredBody {
-    pub fn new(inner: Incoming, metering: Metering, meter: Meter, sse: bool, idle: Duration, max_events: u64, max_bytes: u64) -> Self {
+    pub fn new(
+        inner: Incoming,
+        metering: Metering,
+        meter: Meter,
+        sse: bool,
+        idle: Duration,
+        max_events: u64,
+        max_bytes: u64,
+    ) -> Self {
+        let sync = meter.is_sync();
         MeteredBody {
+            sync,
             inner,
             observed: Observed::default(),
             kept: 0,
@@ -184,11 +197,9 @@ impl Body for MeteredBody {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::new()))));
                 };
                 let mut cut = false;
-                if this.sse {
-                    if let Some(end) = this.scan_events(&data) {
-                        data.truncate(end);
-                        cut = true;
-                    }
+                if let Some(end) = this.sse.then(|| this.scan_events(&data)).flatten() {
+                    data.truncate(end);
+                    cut = true;
                 }
                 let room = this.max_bytes.saturating_sub(this.observed.bytes);
                 if (data.len() as u64) > room {
@@ -197,7 +208,11 @@ impl Body for MeteredBody {
                 }
                 this.deliver(&data);
                 if cut {
-                    tracing::warn!(bytes = this.observed.bytes, events = this.observed.events, "response stream cut at a safety cap");
+                    tracing::warn!(
+                        bytes = this.observed.bytes,
+                        events = this.observed.events,
+                        "response stream cut at a safety cap"
+                    );
                     this.observed.truncated = true;
                     this.finish();
                 }
@@ -211,7 +226,7 @@ impl Body for MeteredBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.metering.is_some() && self.committed.is_none() { self.inner.size_hint() } else { SizeHint::default() }
+        if self.sync || self.metering.is_none() { SizeHint::default() } else { self.inner.size_hint() }
     }
 }
 

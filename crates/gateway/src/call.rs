@@ -80,12 +80,16 @@ pub(crate) fn read_mcp(body: &[u8], headers: &HeaderMap) -> Result<Asked, (Gatew
         Message::Batch(items) => {
             let version = protocol_version(headers);
             if version != "2025-03-26" {
-                return Err(invalid(format!("MCP {version} does not allow JSON-RPC batches; send one message per request")));
+                return Err(invalid(format!(
+                    "MCP {version} does not allow JSON-RPC batches; send one message per request"
+                )));
             }
             let mut calls = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item {
-                    Ok(Message::Request { call, .. }) => calls.push((call.method.clone(), call.function.clone(), call.utility)),
+                    Ok(Message::Request { call, .. }) => {
+                        calls.push((call.method.clone(), call.function.clone(), call.utility))
+                    }
                     Ok(_) => {}
                     Err(e) => return Err(invalid(format!("batch member {i}: {e}"))),
                 }
@@ -93,27 +97,17 @@ pub(crate) fn read_mcp(body: &[u8], headers: &HeaderMap) -> Result<Asked, (Gatew
             Asked { id: None, method: "batch".into(), function: "batch".into(), calls }
         }
     };
-    if let Some(method) = header_text(headers, "mcp-method") {
-        if matches!(message, Message::Batch(_)) || method != asked.method {
-            return Err((
-                GatewayError::InvalidRequest(format!(
-                    "the Mcp-Method header ({method}) does not match the request body ({})",
-                    asked.method
-                )),
-                asked.id,
-            ));
-        }
+    if let Some(method) = header_text(headers, "mcp-method")
+        && (matches!(message, Message::Batch(_)) || method != asked.method)
+    {
+        let message = format!("the Mcp-Method header ({method}) does not match the request body ({})", asked.method);
+        return Err((GatewayError::InvalidRequest(message), asked.id));
     }
-    if let Some(name) = header_text(headers, "mcp-name") {
-        if name != asked.function {
-            return Err((
-                GatewayError::InvalidRequest(format!(
-                    "the Mcp-Name header ({name}) does not match the request body ({})",
-                    asked.function
-                )),
-                asked.id,
-            ));
-        }
+    if let Some(name) = header_text(headers, "mcp-name")
+        && name != asked.function
+    {
+        let message = format!("the Mcp-Name header ({name}) does not match the request body ({})", asked.function);
+        return Err((GatewayError::InvalidRequest(message), asked.id));
     }
     Ok(asked)
 }
@@ -162,12 +156,19 @@ fn hold_for(price: &Price, request_bytes: usize, output_allowance: i64) -> Nanos
 
 /// The answer to a refused call: the error, its rate-limit headers, and on a 401 where to
 /// find how to authenticate (RFC 9728).
-pub(crate) fn refuse(inner: &Inner, error: GatewayError, headers: &[(&'static str, String)], id: Option<&Value>, resource: &str) -> Response {
+pub(crate) fn refuse(
+    inner: &Inner,
+    error: GatewayError,
+    headers: &[(&'static str, String)],
+    id: Option<&Value>,
+    resource: &str,
+) -> Response {
     let unauthorized = matches!(error, GatewayError::Unauthorized(_));
     let mut response = error.into_response_for(id);
     add_headers(&mut response, headers);
     if unauthorized {
-        let metadata = format!("{}/.well-known/oauth-protected-resource{resource}", inner.config.public_url.trim_end_matches('/'));
+        let metadata =
+            format!("{}/.well-known/oauth-protected-resource{resource}", inner.config.public_url.trim_end_matches('/'));
         if let Ok(v) = HeaderValue::from_str(&format!("Bearer resource_metadata=\"{metadata}\"")) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
@@ -186,28 +187,28 @@ pub(crate) struct Route<'a> {
 }
 
 /// Admits, holds, forwards and meters one call.
-pub(crate) async fn forward(inner: &Arc<Inner>, route: Route<'_>, method: Method, headers: HeaderMap, body: Bytes, asked: Asked) -> Response {
+pub(crate) async fn forward(
+    inner: &Arc<Inner>,
+    route: Route<'_>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+    asked: Asked,
+) -> Response {
     let started = Instant::now();
     let now = now_ms();
     let id = asked.id.as_ref();
     let authorization = header_text(&headers, "authorization");
-    let admitted = admit(
-        &inner.directory,
-        inner.limiter.as_ref(),
-        &inner.counters,
-        inner.config.rate_limits,
-        authorization,
-        route.agent,
-        route.version,
-        now,
-    )
-    .await;
+    let admitted = admit(inner, authorization, route.agent, route.version, now).await;
     let mut admitted = match admitted {
         Ok(a) => a,
         Err((e, rate_headers)) => return refuse(inner, e, &rate_headers, id, route.resource),
     };
     if admitted.target.agent.protocol != "mcp" && !route.health {
-        let e = GatewayError::NotFound(format!("{} speaks {}; call its /{} endpoint", route.agent, admitted.target.agent.protocol, admitted.target.agent.protocol));
+        let e = GatewayError::NotFound(format!(
+            "{} speaks {}; call its /{} endpoint",
+            route.agent, admitted.target.agent.protocol, admitted.target.agent.protocol
+        ));
         inner.counters.refund(std::mem::take(&mut admitted.taken));
         return refuse(inner, e, &admitted.rate_headers, id, route.resource);
     }
@@ -240,19 +241,26 @@ async fn hold_and_forward(
     let publisher_account = directory.account(AccountKind::PublisherEarnings, &target.agent.publisher_org_id).await?;
     let platform_account = directory.account(AccountKind::PlatformRevenue, PLATFORM).await?;
     let hold = hold_for(&price, body.len(), inner.config.hold_output_tokens);
-    let reservation = inner.credit.reserve(&key.key.org_id, &org_account, hold, admitted.org.monthly_budget).await.map_err(|r| match r {
-        Refusal::Insufficient => GatewayError::InsufficientCredits,
-        Refusal::Budget => GatewayError::TooManyRequests {
-            message: "your organization budget for this month is reached".into(),
-            retry_after_secs: u64::try_from((next_utc_month(now) - now) / 1000 + 1).unwrap_or(1),
-        },
-        Refusal::Unavailable(detail) => {
-            tracing::error!(error = %detail, "the ledger is unreachable; refusing the call");
-            GatewayError::Unavailable("billing is unavailable right now; try again shortly".into())
-        }
-    })?;
+    let reservation =
+        inner.credit.reserve(&key.key.org_id, &org_account, hold, admitted.org.monthly_budget).await.map_err(|r| {
+            match r {
+                Refusal::Insufficient => GatewayError::InsufficientCredits,
+                Refusal::Budget => GatewayError::TooManyRequests {
+                    message: "your organization budget for this month is reached".into(),
+                    retry_after_secs: u64::try_from((next_utc_month(now) - now) / 1000 + 1).unwrap_or(1),
+                },
+                Refusal::Unavailable(detail) => {
+                    tracing::error!(error = %detail, "the ledger is unreachable; refusing the call");
+                    GatewayError::Unavailable("billing is unavailable right now; try again shortly".into())
+                }
+            }
+        })?;
     let request_id = new_id("req").map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let url = if route.health { crate::upstream::health_url(&target.version.upstream_url) } else { target.version.upstream_url.clone() };
+    let url = if route.health {
+        crate::upstream::health_url(&target.version.upstream_url)
+    } else {
+        target.version.upstream_url.clone()
+    };
     let outgoing = Outgoing {
         method,
         url: &url,

@@ -25,7 +25,8 @@ struct KeyDay {
 /// A free-tier counter: one org, agent and function, over one period.
 #[derive(Debug, Clone, Copy, Default)]
 struct Free {
-    period_start: i64,
+    /// The period the count is for (`None` until loaded).
+    period_start: Option<i64>,
     used: i64,
     in_flight: i64,
 }
@@ -70,12 +71,19 @@ impl Counters {
 
     /// Counts one request of key `key_id` today if it is under every daily limit
     /// (`Ok(false)` when a limit is reached). Keys without limits are not counted.
-    pub async fn admit_key(&self, key_id: &str, limits: DailyLimits, now_ms: i64, taken: &mut Taken) -> Result<bool, GatewayError> {
+    pub async fn admit_key(
+        &self,
+        key_id: &str,
+        limits: DailyLimits,
+        now_ms: i64,
+        taken: &mut Taken,
+    ) -> Result<bool, GatewayError> {
         if limits == DailyLimits::default() {
             return Ok(true);
         }
         let today = day_start(now_ms);
-        let loaded = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(key_id).is_some_and(|d| d.day_start == today);
+        let loaded =
+            self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(key_id).is_some_and(|d| d.day_start == today);
         if !loaded {
             let used = self.store.key_usage_since(key_id, today).await.map_err(internal)?;
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -126,14 +134,18 @@ impl Counters {
             FreeReset::Monthly => utc_month_start(now_ms),
         };
         let key: FreeKey = (org_id.to_string(), agent_id.to_string(), function.to_string());
-        let loaded =
-            self.free.lock().unwrap_or_else(|p| p.into_inner()).get(&key).is_some_and(|f| f.period_start == period_start);
+        let loaded = self
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .is_some_and(|f| f.period_start == Some(period_start));
         if !loaded {
             let used = self.store.free_calls_used(org_id, agent_id, function, period_start).await.map_err(internal)?;
             let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
             let entry = free.entry(key.clone()).or_default();
-            if entry.period_start != period_start {
-                *entry = Free { period_start, used, in_flight: entry.in_flight };
+            if entry.period_start != Some(period_start) {
+                *entry = Free { period_start: Some(period_start), used, in_flight: entry.in_flight };
             }
         }
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
@@ -176,7 +188,7 @@ impl Counters {
         let mut counters = self.free.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = counters.get_mut(&key) {
             c.in_flight -= 1;
-            if used && c.period_start == period_start {
+            if used && c.period_start == Some(period_start) {
                 c.used += 1;
             }
         }

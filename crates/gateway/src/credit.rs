@@ -108,7 +108,12 @@ pub(crate) struct LeasePolicy {
 
 impl Default for LeasePolicy {
     fn default() -> Self {
-        LeasePolicy { ttl: Duration::from_secs(120), idle: Duration::from_secs(30), min_holds: 16, horizon: Duration::from_secs(2) }
+        LeasePolicy {
+            ttl: Duration::from_secs(120),
+            idle: Duration::from_secs(30),
+            min_holds: 16,
+            horizon: Duration::from_secs(2),
+        }
     }
 }
 
@@ -170,7 +175,13 @@ impl Credit {
     }
 
     /// Grows this replica's lease (or opens one) so it has room for `amount`.
-    async fn grant(&self, org: &OrgCredit, account_id: &str, amount: i64, budget: Option<Nanos>) -> Result<(), Refusal> {
+    async fn grant(
+        &self,
+        org: &OrgCredit,
+        account_id: &str,
+        amount: i64,
+        budget: Option<Nanos>,
+    ) -> Result<(), Refusal> {
         let (lease_id, need, recent) = {
             let slice = org.slice.lock().unwrap_or_else(|p| p.into_inner());
             (slice.lease_id.clone(), amount - slice.room(), slice.last_window.max(slice.this_window))
@@ -191,7 +202,8 @@ impl Credit {
             return Err(Refusal::Insufficient);
         }
         let horizon_ms = i64::try_from(self.policy.horizon.as_millis()).unwrap_or(i64::MAX);
-        let wanted = need.max(amount.saturating_mul(self.policy.min_holds)).max(recent.saturating_mul(horizon_ms) / 1000);
+        let wanted =
+            need.max(amount.saturating_mul(self.policy.min_holds)).max(recent.saturating_mul(horizon_ms) / 1000);
         // Near the end of a balance, take at most half of what is left (but never less than
         // needed), so other replicas serving the same org are not starved.
         let grant = wanted.min(need.max(available / 2)).min(available).min(budget_room);
@@ -239,7 +251,7 @@ impl Credit {
         // The call's own hold plus any slack; never what other calls in flight hold.
         let drawn = cost.0.min(slice.room().max(0));
         slice.remaining -= drawn;
-        (drawn > 0).then(|| Draw { lease_id, amount: Nanos(drawn) })
+        (drawn > 0).then_some(Draw { lease_id, amount: Nanos(drawn) })
     }
 
     /// Releases leases unused for a while, and renews the others before they expire.
@@ -302,10 +314,10 @@ impl Credit {
             slice.remaining = slice.reserved.min(slice.remaining);
             if slice.reserved > 0 { None } else { slice.lease_id.take() }
         };
-        if let Some(lease_id) = lease_id {
-            if let Err(e) = self.store.void_hold(&lease_id).await {
-                tracing::warn!(error = %e, lease.id = %lease_id, "releasing a credit lease failed; it expires on its own");
-            }
+        if let Some(lease_id) = lease_id
+            && let Err(e) = self.store.void_hold(&lease_id).await
+        {
+            tracing::warn!(error = %e, lease.id = %lease_id, "releasing a credit lease failed; it expires on its own");
         }
     }
 }

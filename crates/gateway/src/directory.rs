@@ -27,8 +27,11 @@ struct Cache<K, V> {
     miss_ttl: Duration,
     capacity: usize,
     generation: AtomicU64,
-    entries: RwLock<HashMap<K, (Instant, Option<Arc<V>>)>>,
+    entries: RwLock<HashMap<K, Entry<V>>>,
 }
+
+/// When a value (or a miss) was stored, and the value.
+type Entry<V> = (Instant, Option<Arc<V>>);
 
 impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     fn new(ttl: Duration, miss_ttl: Duration, capacity: usize) -> Self {
@@ -189,9 +192,9 @@ impl Directory {
             Change::Installation(id) => {
                 self.keys.remove_where(|_, key| key.is_some_and(|k| &k.key.installation_id == id));
             }
-            Change::Member(org, user) => self
-                .keys
-                .remove_where(|_, key| key.is_some_and(|k| &k.key.org_id == org && &k.key.user_id == user)),
+            Change::Member(org, user) => {
+                self.keys.remove_where(|_, key| key.is_some_and(|k| &k.key.org_id == org && &k.key.user_id == user))
+            }
             Change::Agent(id) => self.targets.remove_where(|_, t| t.is_none_or(|t| &t.agent.id == id)),
             Change::Org(id) => self.orgs.remove_where(|k, _| k == id),
             Change::All => {

@@ -24,8 +24,8 @@ pub mod ratelimit;
 mod upstream;
 mod writer;
 
-pub use tollgate_store::changes::Change;
 pub use error::GatewayError;
+pub use tollgate_store::changes::Change;
 
 use axum::Router;
 use axum::body::Body;
@@ -244,7 +244,11 @@ async fn mcp(
 
 /// `GET /{agent}/{version}/health`: forwarded to the agent's `/health` (wakes cold starts),
 /// billed as a utility call.
-async fn health(State(gw): State<Gateway>, Path((agent, version)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn health(
+    State(gw): State<Gateway>,
+    Path((agent, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let resource = format!("/{agent}/{version}/mcp");
     let route = call::Route { agent: &agent, version: &version, resource: &resource, health: true };
     call::forward(&gw.inner, route, Method::GET, headers, Bytes::new(), call::Asked::utility("health")).await

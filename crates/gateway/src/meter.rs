@@ -125,6 +125,11 @@ impl Meter {
         Ok(Meter { threads: Arc::new(senders), streams: Arc::new(AtomicU64::new(0)), sync })
     }
 
+    /// Whether each call's end waits for its charge to be committed.
+    pub fn is_sync(&self) -> bool {
+        self.sync
+    }
+
     /// A number naming a new call's stream (and choosing its thread).
     pub fn next_stream(&self) -> u64 {
         self.streams.fetch_add(1, Ordering::Relaxed)
@@ -211,7 +216,9 @@ impl Settler {
         };
         let counted = Tokens {
             input: count_bytes(&m.request_body),
-            output: output.tokens.saturating_add(estimate(usize::try_from(observed.unkept_bytes).unwrap_or(usize::MAX))),
+            output: output
+                .tokens
+                .saturating_add(estimate(usize::try_from(observed.unkept_bytes).unwrap_or(usize::MAX))),
             cache: 0,
         };
         let failure = call_failure(m.http_status, output.failure);

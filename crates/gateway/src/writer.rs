@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tollgate_store::{Store, StoreError};
 use tollgate_store::calls::SettledCall;
+use tollgate_store::{Store, StoreError};
 
 /// The most calls written in one transaction.
 pub(crate) const MAX_BATCH: usize = 2048;
@@ -84,7 +84,12 @@ async fn write(store: &Store, calls: &[SettledCall]) -> Result<(), StoreError> {
     loop {
         match store.settle_calls(calls).await {
             Ok(settled) => {
-                tracing::debug!(calls = calls.len(), records = settled.records, transfers = settled.transfers, "batch settled");
+                tracing::debug!(
+                    calls = calls.len(),
+                    records = settled.records,
+                    transfers = settled.transfers,
+                    "batch settled"
+                );
                 return Ok(());
             }
             Err(e) if transient(&e) => {

@@ -16,7 +16,8 @@ async fn session(world: &World, key: &str, agent: &str) -> String {
     assert_eq!(init.status, 200, "{}", init.text);
     let id = init.header("mcp-session-id").expect("the upstream's Mcp-Session-Id comes back");
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-    let ack = world.mcp(Some(key), agent, &note, &[("mcp-session-id", &id), ("mcp-protocol-version", "2025-06-18")]).await;
+    let ack =
+        world.mcp(Some(key), agent, &note, &[("mcp-session-id", &id), ("mcp-protocol-version", "2025-06-18")]).await;
     assert_eq!(ack.status, 202, "notifications get the upstream's 202: {}", ack.text);
     id
 }
@@ -35,13 +36,27 @@ async fn real_mcp_calls_are_billed_exactly() {
 
     let sid = session(&world, &key, "echo/1.0.0").await;
     let headers = [("mcp-session-id", sid.as_str()), ("mcp-protocol-version", "2025-06-18")];
-    let list = world.mcp(Some(&key), "echo/1.0.0", &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string(), &headers).await;
+    let list = world
+        .mcp(
+            Some(&key),
+            "echo/1.0.0",
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string(),
+            &headers,
+        )
+        .await;
     assert_eq!(list.status, 200);
     assert!(rpc(&list)["result"]["tools"].to_string().contains("echo"));
-    let call = world.mcp(Some(&key), "echo/latest", &tool_call(3, "echo", json!({"text": "hello through the gateway"})), &headers).await;
+    let call = world
+        .mcp(Some(&key), "echo/latest", &tool_call(3, "echo", json!({"text": "hello through the gateway"})), &headers)
+        .await;
     assert_eq!(call.status, 200, "{}", call.text);
     assert_eq!(rpc(&call)["result"]["content"][0]["text"], "hello through the gateway");
-    for name in ["x-ratelimit-limit-requests-minute", "x-ratelimit-remaining-requests-hour", "x-ratelimit-reset-requests-day", "x-request-id"] {
+    for name in [
+        "x-ratelimit-limit-requests-minute",
+        "x-ratelimit-remaining-requests-hour",
+        "x-ratelimit-reset-requests-day",
+        "x-request-id",
+    ] {
         assert!(call.header(name).is_some(), "{name} on every response");
     }
 
@@ -51,7 +66,11 @@ async fn real_mcp_calls_are_billed_exactly() {
     let (sum, consistent) = world.store.ledger_audit().await.unwrap();
     assert_eq!((sum, consistent), (0, true));
     // The publisher earned the price less the platform's 20%.
-    let earnings = world.store.ledger_account(tollgate_store::ledger::AccountKind::PublisherEarnings, &publisher.org_id).await.unwrap();
+    let earnings = world
+        .store
+        .ledger_account(tollgate_store::ledger::AccountKind::PublisherEarnings, &publisher.org_id)
+        .await
+        .unwrap();
     assert_eq!(earnings.balance.0, 960_000);
 }
 
@@ -82,10 +101,20 @@ async fn forwarding_rules_and_failed_calls() {
     let (_, _, key) = world.install(&consumer, "probe").await;
     let before = world.balance(&consumer).await;
 
-    let ok = world.mcp(Some(&key), "probe/1.0.0", &tool_call(1, "work", json!({"q": "x"})), &[("mcp-session-id", "s-1"), ("mcp-param-region", "eu")]).await;
+    let ok = world
+        .mcp(
+            Some(&key),
+            "probe/1.0.0",
+            &tool_call(1, "work", json!({"q": "x"})),
+            &[("mcp-session-id", "s-1"), ("mcp-param-region", "eu")],
+        )
+        .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     let request = seen.lock().unwrap()[0].clone();
-    assert_eq!(request.headers["authorization"], "Bearer publisher-upstream-secret", "the publisher's credential replaces the key");
+    assert_eq!(
+        request.headers["authorization"], "Bearer publisher-upstream-secret",
+        "the publisher's credential replaces the key"
+    );
     assert!(!format!("{:?}", request.headers).contains(&key), "the consumer's key never reaches the agent");
     assert_eq!(request.headers["host"], upstream.trim_start_matches("http://"), "Host is the upstream's authority");
     assert_eq!(request.headers["mcp-session-id"], "s-1");
@@ -126,16 +155,33 @@ async fn every_refusal_has_its_status_and_message() {
     assert_eq!(missing.status, 401);
     assert_eq!(rpc(&missing)["error"]["code"], -32000);
     let challenge = missing.header("www-authenticate").unwrap();
-    assert!(challenge.contains(&format!("resource_metadata=\"{}/.well-known/oauth-protected-resource/echo/1.0.0/mcp\"", world.base)), "{challenge}");
-    let metadata: serde_json::Value =
-        world.http.get(format!("{}/.well-known/oauth-protected-resource/echo/1.0.0/mcp", world.base)).send().await.unwrap().json().await.unwrap();
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource/echo/1.0.0/mcp\"",
+            world.base
+        )),
+        "{challenge}"
+    );
+    let metadata: serde_json::Value = world
+        .http
+        .get(format!("{}/.well-known/oauth-protected-resource/echo/1.0.0/mcp", world.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(metadata["resource"], format!("{}/echo/1.0.0/mcp", world.base));
 
     assert_eq!(world.mcp(Some("tgk_echo_wrong"), "echo/1.0.0", &body, &[]).await.status, 401);
     let account_token = world.mcp(Some(&consumer.token), "echo/1.0.0", &body, &[]).await;
     assert_eq!(account_token.status, 401);
     assert!(account_token.text.contains("account tokens"));
-    assert_eq!(world.mcp(Some(&key), "other/1.0.0", &body, &[]).await.status, 403, "a key works for its own agent only");
+    assert_eq!(
+        world.mcp(Some(&key), "other/1.0.0", &body, &[]).await.status,
+        403,
+        "a key works for its own agent only"
+    );
     assert_eq!(world.mcp(Some(&key), "echo/9.9.9", &body, &[]).await.status, 404);
 
     let malformed = world.mcp(Some(&key), "echo/1.0.0", "{\"jsonrpc\": ", &[]).await;
@@ -164,6 +210,8 @@ async fn every_refusal_has_its_status_and_message() {
 
     // Retired → 410.
     let (_, _, other_key) = world.install(&consumer, "other").await;
-    world.api(Method::PATCH, "/api/v1/agents/other/versions/1.0.0", Some(json!({"status": "retired"})), &publisher.token).await;
+    world
+        .api(Method::PATCH, "/api/v1/agents/other/versions/1.0.0", Some(json!({"status": "retired"})), &publisher.token)
+        .await;
     assert_eq!(world.mcp(Some(&other_key), "other/1.0.0", &body, &[]).await.status, 410);
 }

@@ -87,7 +87,8 @@ const RECORD_COLUMNS: &str = "id, request_id, created_at, org_id, user_id, key_i
     function_name, method, input_tokens, output_tokens, cache_tokens, counted_input_tokens, counted_output_tokens, \
     latency_ms, http_status, error_code, cost, fee, free_tier, divergent, parent_task_id, transfer_id";
 const RECORD_ARITY: usize = 25;
-const TRANSFER_COLUMNS: &str = "id, idempotency_key, debit_account_id, credit_account_id, amount, kind, memo, hold_id, created_at";
+const TRANSFER_COLUMNS: &str =
+    "id, idempotency_key, debit_account_id, credit_account_id, amount, kind, memo, hold_id, created_at";
 const TRANSFER_ARITY: usize = 9;
 
 /// Rows per multi-row `INSERT`: well under both databases' bind-parameter limits
@@ -216,7 +217,10 @@ impl Store {
         let fresh: Vec<usize> = (0..calls.len()).filter(|&i| written.contains(&calls[i].record.id)).collect();
         let new_transfers: Vec<&NewCharge<'_>> = fresh.iter().flat_map(|&i| charges[i].iter()).collect();
         for chunk in new_transfers.chunks(ROWS_PER_INSERT) {
-            let sql = format!("INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}){}", values_clause(chunk.len(), TRANSFER_ARITY));
+            let sql = format!(
+                "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}){}",
+                values_clause(chunk.len(), TRANSFER_ARITY)
+            );
             let mut query = sqlx::query(&sql);
             for t in chunk {
                 query = query
@@ -362,11 +366,10 @@ async fn draw_lease(conn: &mut sqlx::AnyConnection, lease_id: &str, amount: i64)
     if full.rows_affected() == 1 {
         return Ok(amount);
     }
-    let left: Option<i64> =
-        sqlx::query_scalar("SELECT amount FROM ledger_holds WHERE id = $1 AND state = 'pending'")
-            .bind(lease_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let left: Option<i64> = sqlx::query_scalar("SELECT amount FROM ledger_holds WHERE id = $1 AND state = 'pending'")
+        .bind(lease_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(left) = left.filter(|l| *l > 0) else { return Ok(0) };
     let drawn = left.min(amount);
     let partial = sqlx::query(

@@ -83,7 +83,11 @@ impl Store {
     pub(crate) async fn announce(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<()> {
         if self.backend() == Backend::Postgres {
             for change in changes {
-                sqlx::query("SELECT pg_notify($1, $2)").bind(self.channel()).bind(change.payload()).execute(&mut *conn).await?;
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(self.channel())
+                    .bind(change.payload())
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
         Ok(())
@@ -113,7 +117,9 @@ impl Store {
                         let _ = changes.send(Change::parse(notification.payload()));
                     }
                     Ok(None) => {
-                        tracing::warn!("lost the change feed's connection; reconnecting and dropping every cached copy");
+                        tracing::warn!(
+                            "lost the change feed's connection; reconnecting and dropping every cached copy"
+                        );
                         let _ = changes.send(Change::All);
                     }
                     Err(e) => {

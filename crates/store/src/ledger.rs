@@ -402,12 +402,13 @@ pub(crate) async fn post_hold_in(
 /// was not `voided`; an expired hold or lease ends `expired`. What a lease's draws posted
 /// stays in `posted_amount`.
 pub(crate) async fn release_hold_in(conn: &mut AnyConnection, hold_id: &str, state: &str) -> Result<Resolution> {
-    let claimed = sqlx::query("UPDATE ledger_holds SET state = $1, resolved_at = $2 WHERE id = $3 AND state = 'pending'")
-        .bind(state)
-        .bind(now_ms())
-        .bind(hold_id)
-        .execute(&mut *conn)
-        .await?;
+    let claimed =
+        sqlx::query("UPDATE ledger_holds SET state = $1, resolved_at = $2 WHERE id = $3 AND state = 'pending'")
+            .bind(state)
+            .bind(now_ms())
+            .bind(hold_id)
+            .execute(&mut *conn)
+            .await?;
     if claimed.rows_affected() == 0 {
         return Ok(Resolution::AlreadyResolved(hold_in(conn, hold_id).await?.state));
     }
@@ -416,21 +417,13 @@ pub(crate) async fn release_hold_in(conn: &mut AnyConnection, hold_id: &str, sta
     if state == "voided" && hold.posted_amount.0 > 0 {
         sqlx::query("UPDATE ledger_holds SET state = 'posted' WHERE id = $1").bind(hold_id).execute(&mut *conn).await?;
     }
-    apply(
-        conn,
-        &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }],
-    )
-    .await?;
+    apply(conn, &mut [Delta { account_id: &hold.account_id, balance: 0, pending: -hold.amount.0, required: None }])
+        .await?;
     Ok(Resolution::Done)
 }
 
 /// Moves a hold from pending to `state`; `None` when it was not pending.
-async fn claim_hold(
-    conn: &mut AnyConnection,
-    hold_id: &str,
-    state: &str,
-    posted: Nanos,
-) -> Result<Option<Hold>> {
+async fn claim_hold(conn: &mut AnyConnection, hold_id: &str, state: &str, posted: Nanos) -> Result<Option<Hold>> {
     let claimed = sqlx::query(
         "UPDATE ledger_holds SET state = $1, posted_amount = $2, resolved_at = $3 WHERE id = $4 AND state = 'pending' AND kind = 'hold'",
     )

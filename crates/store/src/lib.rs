@@ -10,8 +10,8 @@ mod row;
 
 pub mod accounts;
 pub mod calls;
-pub mod changes;
 pub mod catalog;
+pub mod changes;
 pub mod installs;
 pub mod ledger;
 pub mod orgs;

@@ -54,6 +54,7 @@ pub fn app_state(config: &Config, store: Store) -> Result<AppState> {
         cookie_secure: config.cookie_secure,
         public_url: public_url(config, &config.listen),
         platform_fee_bps: config.platform_fee_bps,
+        trust_forwarded_for: config.trust_forwarded_for,
     };
     Ok(AppState::new(store, api, sealer(config)?))
 }

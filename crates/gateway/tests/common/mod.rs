@@ -69,7 +69,8 @@ impl World {
         tune(&mut config);
         let limiter = Arc::new(tollgate_gateway::ratelimit::MemoryRateLimiter::new());
         let gateway = Gateway::start(store.store.clone(), sealer.clone(), limiter, config).unwrap();
-        let api = AppState::new(store.store.clone(), ApiConfig { public_url: base.clone(), ..ApiConfig::default() }, sealer);
+        let api =
+            AppState::new(store.store.clone(), ApiConfig { public_url: base.clone(), ..ApiConfig::default() }, sealer);
         let app = tollgate_api::router(api).merge(gateway.router());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -136,7 +137,15 @@ impl World {
         self.version(publisher, slug, "1.0.0", &upstream_url, base_fee, functions).await;
     }
 
-    pub async fn version(&self, publisher: &Person, slug: &str, version: &str, upstream_url: &str, base_fee: &str, functions: Value) {
+    pub async fn version(
+        &self,
+        publisher: &Person,
+        slug: &str,
+        version: &str,
+        upstream_url: &str,
+        base_fee: &str,
+        functions: Value,
+    ) {
         let (status, body) = self
             .api(
                 reqwest::Method::POST,
@@ -153,11 +162,18 @@ impl World {
 
     /// Installs `slug` for `who` and returns (installation id, key id, key).
     pub async fn install(&self, who: &Person, slug: &str) -> (String, String, String) {
-        let (status, inst) = self.api(reqwest::Method::POST, "/api/v1/installations", Some(json!({"agent": slug})), &who.token).await;
+        let (status, inst) =
+            self.api(reqwest::Method::POST, "/api/v1/installations", Some(json!({"agent": slug})), &who.token).await;
         assert_eq!(status, 201, "{inst}");
         let id = inst["id"].as_str().unwrap().to_string();
-        let (status, key) =
-            self.api(reqwest::Method::POST, &format!("/api/v1/installations/{id}/keys"), Some(json!({"name": "k"})), &who.token).await;
+        let (status, key) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/installations/{id}/keys"),
+                Some(json!({"name": "k"})),
+                &who.token,
+            )
+            .await;
         assert_eq!(status, 201, "{key}");
         (id, key["id"].as_str().unwrap().into(), key["key"].as_str().unwrap().into())
     }
@@ -193,7 +209,8 @@ impl World {
 
 /// A JSON-RPC `tools/call`.
 pub fn tool_call(id: i64, name: &str, arguments: Value) -> String {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}).to_string()
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+        .to_string()
 }
 
 /// A JSON-RPC `initialize` of the 2025-06-18 protocol.
@@ -213,8 +230,11 @@ pub fn rpc(reply: &Reply) -> Value {
         .text
         .split("\n\n")
         .filter_map(|event| {
-            let data: Vec<&str> =
-                event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
             serde_json::from_str::<Value>(&data.join("\n")).ok()
         })
         .filter(|v| v.get("result").is_some() || v.get("error").is_some())
@@ -248,6 +268,126 @@ pub async fn inspector(
             (StatusCode::from_u16(status).unwrap(), [(header::CONTENT_TYPE, content_type)], text).into_response()
         }
     };
-    let router = axum::Router::new().route("/mcp", axum::routing::post(handler.clone())).route("/health", axum::routing::get(|| async { "ok" }));
+    let router = axum::Router::new()
+        .route("/mcp", axum::routing::post(handler.clone()))
+        .route("/health", axum::routing::get(|| async { "ok" }));
     (serve(router).await, seen)
+}
+
+/// A response body fed from a channel: each `Bytes` sent is one frame, sent when it is sent.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|frame| frame.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// An upstream whose `/mcp` answers every POST with an SSE stream written by `script`,
+/// which gets the request body and a sender for the stream's frames (dropping the sender
+/// ends the stream). `/health` answers "ok".
+pub async fn sse_upstream<F, Fut>(script: F) -> String
+where
+    F: Fn(String, tokio::sync::mpsc::Sender<bytes::Bytes>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handler = move |body: String| {
+        let script = script.clone();
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            tokio::spawn(script(body, tx));
+            axum::response::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(axum::body::Body::new(ChannelBody(rx)))
+                .unwrap()
+        }
+    };
+    let router = axum::Router::new()
+        .route("/mcp", axum::routing::post(handler))
+        .route("/health", axum::routing::get(|| async { "ok" }));
+    serve(router).await
+}
+
+/// One SSE event carrying `data`.
+pub fn event(data: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(format!("event: message\ndata: {data}\n\n"))
+}
+
+impl World {
+    /// Creates the MCP agent `slug` (no version yet).
+    pub async fn agent(&self, publisher: &Person, slug: &str) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/agents",
+                Some(json!({"slug": slug, "name": slug, "description": "d", "category": "devtools", "protocol": "mcp",
+                    "platforms": [], "capabilities": [], "tags": [], "use_cases": [], "governance": {}, "support": {}})),
+                &publisher.token,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Publishes `slug` 1.0.0 at `upstream_url` and installs it for `consumer`; returns
+    /// (installation id, key id, key).
+    pub async fn listed(
+        &self,
+        publisher: &Person,
+        consumer: &Person,
+        slug: &str,
+        upstream_url: &str,
+        base_fee: &str,
+        functions: Value,
+    ) -> (String, String, String) {
+        self.agent(publisher, slug).await;
+        self.version(publisher, slug, "1.0.0", upstream_url, base_fee, functions).await;
+        self.install(consumer, slug).await
+    }
+
+    /// Sets the org's credit balance to exactly `nanos` (moving the rest back to grants).
+    pub async fn set_balance(&self, who: &Person, nanos: i64) {
+        use tollgate_store::ledger::{AccountKind, NewTransfer, PLATFORM};
+        self.gateway.flush().await;
+        let org = self.store.ledger_account(AccountKind::OrgCredit, &who.org_id).await.unwrap();
+        let grants = self.store.ledger_account(AccountKind::Grants, PLATFORM).await.unwrap();
+        let delta = org.balance.0 - nanos;
+        let key = format!("test-set-balance-{}-{}", who.org_id, tollgate_domain::secret::random_token(8).unwrap());
+        let (debit, credit, amount) =
+            if delta > 0 { (&org.id, &grants.id, delta) } else { (&grants.id, &org.id, -delta) };
+        if amount > 0 {
+            self.store
+                .transfer(&NewTransfer {
+                    idempotency_key: &key,
+                    debit_account_id: debit,
+                    credit_account_id: credit,
+                    amount: tollgate_domain::Nanos(amount),
+                    kind: "grant",
+                    memo: "test",
+                    allow_overdraft: true,
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The usage record of the call answered with `reply` (by its `X-Request-Id`).
+    pub async fn record(&self, reply: &Reply) -> tollgate_store::calls::UsageRecord {
+        self.gateway.flush().await;
+        let id = reply.header("x-request-id").expect("an x-request-id header");
+        self.store.usage_record(&id).await.unwrap().expect("a usage record").0
+    }
+
+    /// Asserts the ledger balances: the sum of all accounts is zero, each balance equals
+    /// its transfers and each pending amount its open holds.
+    pub async fn assert_ledger_balances(&self) {
+        self.gateway.flush().await;
+        let (sum, consistent) = self.store.ledger_audit().await.unwrap();
+        assert_eq!((sum, consistent), (0, true), "the ledger balances");
+    }
 }
