@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations. CI compares it with
 //! the committed `docs/openapi.json` (see `tests/openapi.rs`).
 
-use crate::routes::{accounts, billing, catalog, installs, orgs};
+use crate::routes::{accounts, billing, catalog, installs, orgs, usage};
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "Tollgate management API",
-        description = "Accounts, teams, catalog, installations, keys and billing of a Tollgate instance. \
+        description = "Accounts, teams, catalog, installations, keys, billing and usage of a Tollgate instance. \
         Authenticate with the session cookie (plus X-CSRF-Token on mutations) or `Authorization: Bearer tg_usr_…`. \
         Errors are `{\"error\": {\"code\", \"message\"}}`. Money is USD as decimal strings."
     ),
@@ -59,6 +59,7 @@ struct ApiDoc;
 pub fn openapi_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(catalog::CatalogApi::openapi());
+    doc.merge(usage::UsageApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.to_pretty_json().unwrap_or_default()
 }

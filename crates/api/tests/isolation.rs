@@ -7,11 +7,50 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{Caller, TestApp, TestUser};
 use serde_json::{Value, json};
+use tollgate_domain::Nanos;
+use tollgate_store::calls::{Charge, SettledCall, UsageRecord};
+use tollgate_store::ledger::{AccountKind, PLATFORM};
+
+/// The request id of A's one recorded call.
+const A_CALL: &str = "req_isolation_a";
+
+/// Records one charged call on A's installation, through the gateway's write path.
+async fn record_call(app: &TestApp, a: &TestUser, inst: &str, key_id: &str) {
+    let agent = app.store.agent_by_slug("a-tool").await.unwrap();
+    let record = UsageRecord {
+        id: A_CALL.into(),
+        created_at: tollgate_domain::time::now_ms() - 60_000,
+        org_id: a.org_id.clone(),
+        user_id: a.id.clone(),
+        key_id: key_id.into(),
+        installation_id: inst.into(),
+        agent_id: agent.id,
+        version: "1.0.0".into(),
+        function_name: "echo".into(),
+        method: "tools/call".into(),
+        latency_ms: 12,
+        http_status: 200,
+        cost: Nanos(1_000_000),
+        fee: Nanos(200_000),
+        ..UsageRecord::default()
+    };
+    let charge = Charge {
+        org_account: app.store.ledger_account(AccountKind::OrgCredit, &a.org_id).await.unwrap().id,
+        lease: None,
+        publisher_account: app.store.ledger_account(AccountKind::PublisherEarnings, &a.org_id).await.unwrap().id,
+        platform_account: app.store.ledger_account(AccountKind::PlatformRevenue, PLATFORM).await.unwrap().id,
+    };
+    app.store.settle_calls(&[SettledCall { record, charge: Some(charge) }]).await.unwrap();
+}
 
 /// Everything A can see of A's own data, to compare before and after B's attempts.
 async fn snapshot(app: &TestApp, a: &TestUser, team: &str, inst: &str) -> Vec<Value> {
     let me = a.caller();
     let mut out = Vec::new();
+    // A fixed range (yesterday and today, UTC) so that two snapshots compare equal.
+    let day = |ms: i64| tollgate_domain::time::rfc3339(ms)[..10].to_string();
+    let now = tollgate_domain::time::now_ms();
+    let range = format!("from={}&to={}", day(now - 86_400_000), day(now));
     for path in [
         "/api/v1/me".to_string(),
         "/api/v1/tokens".into(),
@@ -26,6 +65,11 @@ async fn snapshot(app: &TestApp, a: &TestUser, team: &str, inst: &str) -> Vec<Va
         "/api/v1/billing/balance".into(),
         "/api/v1/billing/transactions".into(),
         "/api/v1/notifications".into(),
+        format!("/api/v1/usage?{range}"),
+        format!("/api/v1/usage?{range}&installation={inst}"),
+        format!("/api/v1/usage/audit?{range}"),
+        format!("/api/v1/usage/audit/{A_CALL}"),
+        format!("/api/v1/usage/audit.csv?{range}"),
     ] {
         let r = app.get(&path, &me).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
@@ -58,6 +102,7 @@ async fn another_org_can_neither_read_nor_change_anything() {
     app.publish(&a.caller(), "a-tool").await;
     let inst = app.install(&a.caller(), "a-tool").await;
     let (key_id, _) = app.key(&a.caller(), &inst).await;
+    record_call(&app, &a, &inst, &key_id).await;
     let a_token = app.get("/api/v1/tokens", &a.caller()).await.body[0]["id"].as_str().unwrap().to_string();
     assert_eq!(
         app.post("/api/v1/agents/a-tool/reviews", json!({"rating": 4, "body": "good"}), &reviewer.caller())
@@ -123,6 +168,15 @@ async fn another_org_can_neither_read_nor_change_anything() {
             &b_in_a_team,
         ),
         (Method::GET, "/api/v1/billing/balance".into(), None, &b_in_a_team),
+        (Method::GET, format!("/api/v1/usage?installation={inst}"), None, &b_plain),
+        (Method::GET, format!("/api/v1/usage/audit?installation={inst}"), None, &b_plain),
+        (Method::GET, format!("/api/v1/usage/audit.csv?installation={inst}"), None, &b_plain),
+        (Method::GET, format!("/api/v1/usage/audit/{A_CALL}"), None, &b_plain),
+        (Method::GET, "/api/v1/usage".into(), None, &b_in_a_personal),
+        (Method::GET, "/api/v1/usage/audit".into(), None, &b_in_a_personal),
+        (Method::GET, "/api/v1/usage/audit.csv".into(), None, &b_in_a_personal),
+        (Method::GET, format!("/api/v1/usage/audit/{A_CALL}"), None, &b_in_a_personal),
+        (Method::GET, format!("/api/v1/usage/audit/{A_CALL}"), None, &b_in_a_team),
     ];
     for (method, path, body, who) in &attempts {
         let r = app.call(method.clone(), path, body.clone(), who).await;
@@ -135,11 +189,18 @@ async fn another_org_can_neither_read_nor_change_anything() {
         assert!(r.body["error"]["code"].is_string(), "{method} {path}: the error envelope");
     }
     // B's own lists show nothing of A's.
-    for path in
-        ["/api/v1/orgs", "/api/v1/installations?all=true", "/api/v1/agents", "/api/v1/tokens", "/api/v1/notifications"]
-    {
+    for path in [
+        "/api/v1/orgs",
+        "/api/v1/installations?all=true",
+        "/api/v1/agents",
+        "/api/v1/tokens",
+        "/api/v1/notifications",
+        "/api/v1/usage",
+        "/api/v1/usage/audit",
+        "/api/v1/usage/audit.csv",
+    ] {
         let body = app.get(path, &b_plain).await.body.to_string();
-        for secret in [&team, &inst, &key_id, &a_token, &a.org_id, &"a-tool".to_string()] {
+        for secret in [&team, &inst, &key_id, &a_token, &a.org_id, &"a-tool".to_string(), &A_CALL.to_string()] {
             assert!(!body.contains(secret.as_str()), "{path} shows B something of A's ({secret})");
         }
     }

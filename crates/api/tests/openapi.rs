@@ -38,6 +38,10 @@ async fn committed_openapi_document_matches_the_code() {
         "/api/v1/billing/transactions",
         "/api/v1/billing/budget",
         "/api/v1/billing/auto-recharge",
+        "/api/v1/usage",
+        "/api/v1/usage/audit",
+        "/api/v1/usage/audit/{id}",
+        "/api/v1/usage/audit.csv",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is missing from the OpenAPI document");
     }

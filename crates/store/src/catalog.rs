@@ -310,7 +310,7 @@ const REVIEW_SELECT: &str = "SELECT r.id, r.agent_id, r.user_id, u.name AS autho
     r.updated_at FROM reviews r JOIN users u ON u.id = r.user_id";
 
 /// `text` for a `LIKE … ESCAPE '!'` pattern that finds it anywhere.
-fn like_contains(text: &str) -> String {
+pub(crate) fn like_contains(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
     for c in text.chars() {

@@ -6,6 +6,7 @@ pub(crate) mod catalog;
 pub(crate) mod installs;
 pub(crate) mod orgs;
 pub(crate) mod system;
+pub(crate) mod usage;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(catalog::routes())
         .merge(installs::routes())
         .merge(billing::routes())
+        .merge(usage::routes())
         .route("/openapi.json", axum::routing::get(crate::openapi::serve))
         .fallback(|| async { ApiError::NotFound("endpoint") });
     Router::new()
