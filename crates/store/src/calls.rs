@@ -301,6 +301,39 @@ impl Store {
         .await?)
     }
 
+    /// Checks that every usage record has exactly its transfers: its charge and fee sum to
+    /// its cost, its first transfer exists, no call transfer lacks its record, and a free
+    /// call has none. (Each call's transfers are unique by idempotency key, so a call can
+    /// never be charged twice.)
+    pub async fn settlement_audit(&self) -> Result<SettlementAudit> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS records, \
+               CAST(COALESCE(SUM(CASE WHEN u.cost > 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS charged, \
+               CAST(COALESCE(SUM(CASE WHEN u.cost <> COALESCE(( \
+                   SELECT SUM(t.amount) FROM ledger_transfers t \
+                   WHERE t.idempotency_key IN ('call:' || u.id || ':charge', 'call:' || u.id || ':platform_fee')), 0) \
+                 OR (u.cost > 0 AND NOT EXISTS (SELECT 1 FROM ledger_transfers f WHERE f.id = u.transfer_id)) \
+                 OR (u.cost = 0 AND u.transfer_id IS NOT NULL) \
+               THEN 1 ELSE 0 END), 0) AS BIGINT) AS mismatched \
+             FROM usage_records u",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let orphans: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger_transfers t WHERE t.idempotency_key LIKE 'call:%' AND NOT EXISTS \
+             (SELECT 1 FROM usage_records u WHERE u.id = substr(t.idempotency_key, 6, \
+               length(t.idempotency_key) - 5 - CASE WHEN t.kind = 'charge' THEN 7 ELSE 13 END))",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(SettlementAudit {
+            records: get(&row, "records")?,
+            charged: get(&row, "charged")?,
+            mismatched: get(&row, "mismatched")?,
+            orphans,
+        })
+    }
+
     /// A usage record by id (the call's request id).
     pub async fn usage_record(&self, id: &str) -> Result<Option<(UsageRecord, Option<String>)>> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM usage_records WHERE id = $1");
@@ -309,6 +342,20 @@ impl Store {
         };
         Ok(Some((record_from(&row)?, get(&row, "transfer_id")?)))
     }
+}
+
+/// How settled calls and their ledger transfers agree (see [`Store::settlement_audit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SettlementAudit {
+    /// Usage records.
+    pub records: i64,
+    /// Records with a cost.
+    pub charged: i64,
+    /// Records whose cost is not exactly the sum of their transfers, or whose first
+    /// transfer is missing.
+    pub mismatched: i64,
+    /// Call transfers with no usage record.
+    pub orphans: i64,
 }
 
 /// Requests and tokens of one key over a period.

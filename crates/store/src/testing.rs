@@ -49,38 +49,7 @@ impl TestStore {
     /// Every value of every table as text, one line per row: what a person with the
     /// database file (or dump) would see. For tests of what is stored at rest.
     pub async fn dump(&self) -> Result<String> {
-        use sqlx::{Column, Row};
-        let tables: Vec<String> = match self.schema {
-            Some(_) => sqlx::query_scalar(
-                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
-            )
-            .fetch_all(&self.store.read)
-            .await?,
-            None => {
-                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-                    .fetch_all(&self.store.read)
-                    .await?
-            }
-        };
-        let mut out = String::new();
-        for table in tables {
-            // Table names come from the database's own catalog.
-            for row in sqlx::query(&format!("SELECT * FROM {table}")).fetch_all(&self.store.read).await? {
-                out.push_str(&table);
-                for (i, column) in row.columns().iter().enumerate() {
-                    let text = row
-                        .try_get::<Option<String>, _>(i)
-                        .map(Option::unwrap_or_default)
-                        .or_else(|_| {
-                            row.try_get::<Option<i64>, _>(i).map(|v| v.map(|v| v.to_string()).unwrap_or_default())
-                        })
-                        .unwrap_or_default();
-                    out.push_str(&format!(" {}={text}", column.name()));
-                }
-                out.push('\n');
-            }
-        }
-        Ok(out)
+        dump(&self.store).await
     }
 
     /// The PostgreSQL schema, when on PostgreSQL.
@@ -110,4 +79,39 @@ impl Drop for TestStore {
             .join();
         }
     }
+}
+
+/// Every value of every table of `store` (in its schema, on PostgreSQL) as text, one line
+/// per row. For tests of what is stored at rest.
+pub async fn dump(store: &Store) -> Result<String> {
+    use sqlx::{Column, Row};
+    let tables: Vec<String> = match store.backend() {
+        crate::Backend::Postgres => {
+            sqlx::query_scalar(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
+            )
+            .fetch_all(&store.read)
+            .await?
+        }
+        crate::Backend::Sqlite => {
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&store.read).await?
+        }
+    };
+    let mut out = String::new();
+    for table in tables {
+        // Table names come from the database's own catalog.
+        for row in sqlx::query(&format!("SELECT * FROM {table}")).fetch_all(&store.read).await? {
+            out.push_str(&table);
+            for (i, column) in row.columns().iter().enumerate() {
+                let text = row
+                    .try_get::<Option<String>, _>(i)
+                    .map(Option::unwrap_or_default)
+                    .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| v.map(|v| v.to_string()).unwrap_or_default()))
+                    .unwrap_or_default();
+                out.push_str(&format!(" {}={text}", column.name()));
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }

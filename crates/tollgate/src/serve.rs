@@ -3,12 +3,12 @@
 use crate::cli::{ServeArgs, open_store};
 use crate::config::Config;
 use anyhow::{Context, Result, anyhow};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tollgate_api::{ApiConfig, AppState};
 use tollgate_domain::Nanos;
 use tollgate_domain::secret::Sealer;
-use std::sync::Arc;
 use tollgate_gateway::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use tollgate_gateway::{Durability, Gateway, GatewayConfig};
 use tollgate_store::Store;
@@ -61,7 +61,7 @@ pub fn app_state(config: &Config, store: Store) -> Result<AppState> {
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = args.load()?;
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&config.log);
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -99,6 +99,22 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Crates that log message content at debug level or finer (the MCP SDK behind the
+/// example agents logs whole requests and results): capped at `info` whatever the
+/// configured filter says, so no log ever holds a call's content.
+const CONTENT_LOGGERS: &[&str] = &["rmcp"];
+
+/// The configured log filter, with [`CONTENT_LOGGERS`] capped.
+fn log_filter(configured: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(configured).unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in CONTENT_LOGGERS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 /// The gateway, with Redis rate limits when `redis_url` is set, in-memory ones otherwise.
