@@ -144,8 +144,10 @@ impl Store {
         self.backend
     }
 
-    /// Applies every embedded migration not yet applied. Returns how many ran. On
-    /// PostgreSQL an advisory lock makes replicas that start together take turns.
+    /// Applies every embedded migration not yet applied. Returns how many ran. Replicas
+    /// that start together take turns: on PostgreSQL an advisory lock serializes whole
+    /// runs; on SQLite each migration runs in a `BEGIN IMMEDIATE` transaction (the file's
+    /// write lock) that checks again, inside it, whether another process applied it first.
     pub async fn migrate(&self) -> Result<usize> {
         let mut conn = self.write.acquire().await?;
         if self.backend == Backend::Postgres {
@@ -165,19 +167,26 @@ impl Store {
         .await?;
         let mut applied = 0;
         for m in MIGRATIONS {
+            let fail = |e| StoreError::Migration(format!("{:04}_{}", m.version, m.name), e);
+            // SQLite: `BEGIN IMMEDIATE` takes the write lock now (waiting up to the busy
+            // timeout), so the check below and the migration see the same database. A plain
+            // `BEGIN` would read first, and two processes could both see "not applied".
+            let mut tx = match self.backend {
+                Backend::Sqlite => sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?,
+                Backend::Postgres => sqlx::Connection::begin(&mut *conn).await?,
+            };
             let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(m.version)
-                .fetch_optional(&mut *conn)
+                .fetch_optional(&mut *tx)
                 .await?;
             if done.is_some() {
+                tx.rollback().await?;
                 continue;
             }
             let sql = match self.backend {
                 Backend::Sqlite => m.sqlite,
                 Backend::Postgres => m.postgres,
             };
-            let fail = |e| StoreError::Migration(format!("{:04}_{}", m.version, m.name), e);
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             tx.execute(sql).await.map_err(fail)?;
             sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                 .bind(m.version)

@@ -7,24 +7,34 @@ use tollgate_store::testing::TestStore;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_migrating_at_once_apply_each_migration_once() {
     let base = TestStore::new().await.unwrap();
-    // A second and third "replica" on the same database (a fresh schema on PostgreSQL,
-    // the same file on SQLite), migrating at the same moment.
-    let schema = format!("m_{}", tollgate_domain::secret::random_token(10).unwrap().to_ascii_lowercase());
-    let schema = base.schema().map(|_| schema);
-    let url = if schema.is_some() { base.url.clone() } else { base.url.replace("tollgate.db", "replicas.db") };
-    let a = Store::connect_in_schema(&url, schema.as_deref()).await.unwrap();
-    let b = Store::connect_in_schema(&url, schema.as_deref()).await.unwrap();
-    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
-    let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert_eq!(ra + rb, Store::EMBEDDED_MIGRATIONS, "each migration ran exactly once ({ra} + {rb})");
-    assert_eq!(a.migrate().await.unwrap(), 0);
-    a.ping().await.unwrap();
-    a.close().await;
-    b.close().await;
-    if let Some(schema) = schema {
-        let admin = Store::connect(&base.url).await.unwrap();
-        admin.drop_schema_for_tests(&schema).await.unwrap();
-        admin.close().await;
+    // Several rounds, each with three "replicas" of a fresh database (a new schema on
+    // PostgreSQL, a new file on SQLite) migrating at the same moment: one round alone
+    // loses the race only now and then.
+    for round in 0..4 {
+        let suffix = tollgate_domain::secret::random_token(10).unwrap().to_ascii_lowercase();
+        let schema = base.schema().map(|_| format!("m_{suffix}"));
+        let url = if schema.is_some() {
+            base.url.clone()
+        } else {
+            base.url.replace("tollgate.db", &format!("replicas-{round}.db"))
+        };
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(Store::connect_in_schema(&url, schema.as_deref()).await.unwrap());
+        }
+        let (ra, rb, rc) = tokio::join!(replicas[0].migrate(), replicas[1].migrate(), replicas[2].migrate());
+        let (ra, rb, rc) = (ra.unwrap(), rb.unwrap(), rc.unwrap());
+        assert_eq!(ra + rb + rc, Store::EMBEDDED_MIGRATIONS, "each migration ran exactly once ({ra} + {rb} + {rc})");
+        assert_eq!(replicas[0].migrate().await.unwrap(), 0);
+        replicas[0].ping().await.unwrap();
+        for replica in replicas {
+            replica.close().await;
+        }
+        if let Some(schema) = schema {
+            let admin = Store::connect(&base.url).await.unwrap();
+            admin.drop_schema_for_tests(&schema).await.unwrap();
+            admin.close().await;
+        }
     }
 }
 
