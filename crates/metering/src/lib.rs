@@ -17,6 +17,7 @@
 //! `reported.map(|r| r.resolve(counted))`.
 
 mod bill;
+mod cl100k;
 mod report;
 mod rpc;
 mod sse;
