@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// 410: the thing existed and is gone for good (a retired version).
+    #[error("{1}")]
+    Gone(&'static str, String),
     /// 413: the body is over the limit.
     #[error("the request body is larger than 1 MiB")]
     TooLarge,
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
+            ApiError::Gone(code, _) => (StatusCode::GONE, code),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::InsufficientCredits => (StatusCode::PAYMENT_REQUIRED, "insufficient_credits"),

@@ -7,7 +7,6 @@ use crate::state::AppState;
 use crate::views::{ErrorBody, InstallationView, KeyView, LimitsView, NewKeyView};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -49,53 +48,28 @@ pub(crate) async fn install(
     State(state): State<AppState>,
     c: OrgCtx,
     ApiJson(req): ApiJson<InstallRequest>,
-) -> Result<(StatusCode, Json<InstallationView>), InstallRefused> {
+) -> ApiResult<(StatusCode, Json<InstallationView>)> {
     c.auth.require(Scope::AccountWrite)?;
     c.require_write()?;
     let agent = state.store.agent_by_slug(&req.agent).await.map_err(|_| ApiError::NotFound("agent"))?;
     let wanted = req.version.as_deref().unwrap_or("latest");
     let version = state.store.agent_version(&agent.id, wanted).await.map_err(|_| ApiError::NotFound("version"))?;
     if version.status == "retired" {
-        return Err(InstallRefused::Retired(format!("version {} is retired; install a newer one", version.version)));
+        return Err(ApiError::Gone(
+            "version_retired",
+            format!("version {} is retired; install a newer one", version.version),
+        ));
     }
     let pinned = if wanted == "latest" { "latest" } else { version.version.as_str() };
     match state.store.install(&c.org.id, &agent.id, pinned, &c.auth.user.id).await {
         Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(
             "already_installed",
             format!("{} is already installed in this organization", agent.name),
-        )
-        .into()),
-        Err(e) => Err(ApiError::from(e).into()),
+        )),
+        Err(e) => Err(e.into()),
         Ok(inst) => {
             tracing::info!(org.id = %c.org.id, agent.slug = %agent.slug, installation.id = %inst.id, "agent installed");
             Ok((StatusCode::CREATED, Json((&inst).into())))
-        }
-    }
-}
-
-/// Why an install was refused: any API error, or a retired version (SPEC §2: retired
-/// versions answer 410), rendered with the same envelope and code `version_retired`.
-pub(crate) enum InstallRefused {
-    Api(ApiError),
-    Retired(String),
-}
-
-impl From<ApiError> for InstallRefused {
-    fn from(err: ApiError) -> Self {
-        InstallRefused::Api(err)
-    }
-}
-
-impl IntoResponse for InstallRefused {
-    fn into_response(self) -> Response {
-        match self {
-            InstallRefused::Api(err) => err.into_response(),
-            InstallRefused::Retired(message) => {
-                // The envelope of a conflict, with the status SPEC §2 gives retired versions.
-                let mut response = ApiError::Conflict("version_retired", message).into_response();
-                *response.status_mut() = StatusCode::GONE;
-                response
-            }
         }
     }
 }
