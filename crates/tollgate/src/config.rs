@@ -106,8 +106,9 @@ pub const KEYS: &[&str] = &[
 /// Keys whose values are never printed.
 const SECRET_KEYS: &[&str] = &["encryption_key", "database_url", "redis_url"];
 
-/// Environment variables that are not configuration keys but are allowed.
-const OTHER_ENV: &[&str] = &["TOLLGATE_CONFIG"];
+/// Environment variables that are not configuration keys but are allowed: the
+/// configuration file's path, and the password of `tollgate admin create-user`.
+const OTHER_ENV: &[&str] = &["TOLLGATE_CONFIG", "TOLLGATE_ADMIN_PASSWORD"];
 
 impl Config {
     /// Sets one key from text (an environment variable or a flag).
@@ -259,5 +260,96 @@ mod tests {
         let shown = c.redacted();
         assert!(!shown.contains("deadbeef-secret"));
         assert!(shown.contains("encryption_key = \"<hidden>\""));
+    }
+
+    #[test]
+    fn other_variables_are_not_warned_about() {
+        let env = vec![
+            ("TOLLGATE_ADMIN_PASSWORD".to_string(), "a long password".to_string()),
+            ("TOLLGATE_TEST_POSTGRES_URL".to_string(), "postgres://localhost/test".to_string()),
+        ];
+        let (_, warnings) = Config::load(None, &env, &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    /// docs/OPERATIONS.md, read at test time.
+    fn operations_doc() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/OPERATIONS.md");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    /// Where the configuration table of `doc` and [`KEYS`] disagree: a key without a row
+    /// (or whose row does not name its variable), or a row for no key.
+    fn table_drift(doc: &str) -> Vec<String> {
+        // The table's rows are those whose first cell is a `key`.
+        let rows: Vec<Vec<&str>> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.trim().trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let mut drift = Vec::new();
+        for key in KEYS {
+            let variable = format!("`TOLLGATE_{}`", key.to_ascii_uppercase());
+            match rows.iter().find(|r| r[0] == format!("`{key}`")) {
+                None => drift.push(format!("no row for the key `{key}`")),
+                Some(row) if !row.get(1).is_some_and(|c| c.contains(&variable)) => {
+                    drift.push(format!("the row of `{key}` does not name {variable}"))
+                }
+                Some(_) => {}
+            }
+        }
+        for row in &rows {
+            let key = row[0].trim_matches('`');
+            if !KEYS.contains(&key) {
+                drift.push(format!("a row for `{key}`, which is not a configuration key"));
+            }
+        }
+        drift
+    }
+
+    /// Every `TOLLGATE_…` name in `doc` that `Config::load` would warn about: not a key's
+    /// variable (or its `_FILE`), not in [`OTHER_ENV`], not the tests' `TOLLGATE_TEST_…`.
+    fn unknown_variables(doc: &str) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (at, _) in doc.match_indices("TOLLGATE_") {
+            let rest: String = doc[at + "TOLLGATE_".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            // `TOLLGATE_<KEY>_FILE` in prose names no variable.
+            if rest.is_empty() {
+                continue;
+            }
+            let name = format!("TOLLGATE_{rest}");
+            let lower = rest.to_ascii_lowercase();
+            let known = OTHER_ENV.contains(&name.as_str())
+                || rest.starts_with("TEST_")
+                || KEYS.contains(&lower.as_str())
+                || lower.strip_suffix("_file").is_some_and(|k| KEYS.contains(&k));
+            if !known && !unknown.contains(&name) {
+                unknown.push(name);
+            }
+        }
+        unknown
+    }
+
+    #[test]
+    fn every_key_has_a_row_in_the_operations_guide() {
+        let doc = operations_doc();
+        assert!(doc.contains("| `listen` |"), "the guide has the configuration table");
+        assert_eq!(table_drift(&doc), Vec::<String>::new(), "docs/OPERATIONS.md and config::KEYS disagree");
+        let drifted = doc.replace("| `log` | `TOLLGATE_LOG`", "| `logging` | `TOLLGATE_LOGGING`");
+        assert_eq!(
+            table_drift(&drifted),
+            vec!["no row for the key `log`", "a row for `logging`, which is not a configuration key"]
+        );
+    }
+
+    #[test]
+    fn every_variable_in_the_operations_guide_exists() {
+        let doc = operations_doc();
+        assert_eq!(unknown_variables(&doc), Vec::<String>::new(), "docs/OPERATIONS.md names unknown variables");
+        let drifted = format!("{doc}\nSet `TOLLGATE_ENCRYPTION_KEY_FILE` or `TOLLGATE_LISTEN_PORT`.\n");
+        assert_eq!(unknown_variables(&drifted), vec!["TOLLGATE_LISTEN_PORT"]);
     }
 }
