@@ -288,6 +288,7 @@ async fn hold_and_forward(
         http_status: 0,
         sse: false,
         error_code: None,
+        expects_answer: !route.health && !asked.calls.is_empty(),
         stream: inner.meter.next_stream(),
     };
     let upstream = match sent {

@@ -142,7 +142,7 @@ impl Gateway {
             config.platform_fee_bps,
             config.durability == Durability::Sync,
         )?;
-        let mut feed = store.subscribe();
+        let changes = store.clone();
         let inner = Arc::new(Inner {
             directory: directory::Directory::new(store, sealer),
             upstream: upstream::Upstream::new(&config),
@@ -164,17 +164,11 @@ impl Gateway {
         });
         let gateway = Gateway { inner };
         let weak = Arc::downgrade(&gateway.inner);
-        tokio::spawn(async move {
-            loop {
-                let change = match feed.recv().await {
-                    Ok(change) => change,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Change::All,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                };
-                let Some(inner) = weak.upgrade() else { return };
-                Gateway { inner }.apply(&change).await;
+        changes.on_change(Arc::new(move |change: &Change| {
+            if let Some(inner) = weak.upgrade() {
+                Gateway { inner }.forget(change);
             }
-        });
+        }));
         Ok(gateway)
     }
 
@@ -188,12 +182,13 @@ impl Gateway {
             .with_state(self.clone())
     }
 
-    /// Drops what `change` made stale from the caches. Changes the store announces are
-    /// applied on their own; this is for changes learned some other way.
-    pub async fn apply(&self, change: &Change) {
+    /// Drops what `change` made stale (cached keys, versions, org settings; an org's lease
+    /// after its budget changed). The store's changes are applied this way as they happen.
+    pub fn forget(&self, change: &Change) {
         self.inner.directory.apply(change);
-        if let Change::Org(org_id) = change {
-            self.inner.credit.forget(org_id).await;
+        if let (Change::Org(org_id), Ok(runtime)) = (change, tokio::runtime::Handle::try_current()) {
+            let (inner, org_id) = (self.inner.clone(), org_id.clone());
+            runtime.spawn(async move { inner.credit.forget(&org_id).await });
         }
     }
 

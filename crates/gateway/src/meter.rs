@@ -58,6 +58,9 @@ pub(crate) struct Metering {
     pub sse: bool,
     /// Set when the call failed before any response body (unreachable, timed out).
     pub error_code: Option<&'static str>,
+    /// The request expects a JSON-RPC answer (it is not a notification, a response the
+    /// client posts, or a health check): without one it did not succeed.
+    pub expects_answer: bool,
     /// Which stream the meter knows this call's handed-over frames by.
     pub stream: u64,
 }
@@ -222,11 +225,16 @@ impl Settler {
             cache: 0,
         };
         let failure = call_failure(m.http_status, output.failure);
+        // A stream cut short — by the caps, or by a client that hung up after receiving
+        // something — is charged for what was delivered; otherwise a request needs its
+        // answer to count as a success.
+        let cut_short = observed.truncated || (observed.disconnected && observed.bytes > 0);
         let error_code = m
             .error_code
             .or(observed.failed)
             .or(failure.map(|f| f.code()))
-            .or(if observed.disconnected && observed.bytes == 0 { Some("client_disconnected") } else { None });
+            .or(if observed.disconnected && observed.bytes == 0 { Some("client_disconnected") } else { None })
+            .or(if m.expects_answer && !output.answered && !cut_short { Some("agent_no_answer") } else { None });
         let success = error_code.is_none();
         let reported = output.reported.map(|r| r.resolve(counted));
         let token_pricing = m.price.per_token.clone().unwrap_or(Pricing::PerRequest { price: Nanos::ZERO });

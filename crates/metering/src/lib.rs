@@ -24,7 +24,7 @@ mod sse;
 mod tokens;
 
 pub use bill::{Bill, bill, diverges};
-pub use report::{Failure, ReportedUsage, call_failure, failure_in, usage_in};
+pub use report::{Failure, ReportedUsage, answers_in, call_failure, failure_in, usage_in};
 pub use rpc::{Call, INVALID_REQUEST, Message, PARSE_ERROR, RpcError, function_of, is_utility, parse_request};
 pub use sse::{SseEvent, SseParser};
 pub use tokens::{Output, OutputCounter, count_bytes, count_tokens, estimate, meter_body, warm_up};

@@ -126,6 +126,24 @@ pub fn failure_in(message: &Value) -> Option<Failure> {
     }
 }
 
+/// Whether a message answers a request: a JSON-RPC response (an `id` and a `result` or an
+/// `error`, no `method`), a stream's final event (`{"streaming": true, "delta": null, …}`),
+/// or a batch holding one.
+pub fn answers_in(message: &Value) -> bool {
+    match message {
+        Value::Array(items) => items.iter().any(answers_in),
+        Value::Object(obj) => {
+            let response = !obj.contains_key("method")
+                && obj.contains_key("id")
+                && (obj.contains_key("result") || obj.contains_key("error"));
+            let final_event =
+                obj.get("streaming") == Some(&Value::Bool(true)) && obj.get("delta") == Some(&Value::Null);
+            response || final_event
+        }
+        _ => false,
+    }
+}
+
 /// The failure of a call from its HTTP status (400 or more fails it) and what its body
 /// said ([`failure_in`], over every event of a stream).
 pub fn call_failure(http_status: u16, body: Option<Failure>) -> Option<Failure> {
@@ -150,6 +168,28 @@ mod tests {
 
     fn usage(i: Option<i64>, o: Option<i64>, c: Option<i64>) -> Option<ReportedUsage> {
         Some(ReportedUsage { input: i, output: o, cache: c })
+    }
+
+    #[test]
+    fn tells_answers_from_other_messages() {
+        for answer in [
+            json!({"jsonrpc": "2.0", "id": 1, "result": {}}),
+            json!({"jsonrpc": "2.0", "id": "a", "error": {"code": -1, "message": "x"}}),
+            json!({"streaming": true, "delta": null, "input_tokens": 3}),
+            json!([{"jsonrpc": "2.0", "method": "notifications/progress"}, {"jsonrpc": "2.0", "id": 2, "result": 1}]),
+        ] {
+            assert!(answers_in(&answer), "{answer}");
+        }
+        for other in [
+            json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "sampling/createMessage"}),
+            json!({"jsonrpc": "2.0", "result": {}}),
+            json!({"streaming": true, "delta": "partial"}),
+            json!("result"),
+            json!([]),
+        ] {
+            assert!(!answers_in(&other), "{other}");
+        }
     }
 
     #[test]

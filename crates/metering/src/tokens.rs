@@ -3,7 +3,7 @@
 //! workers.
 
 use super::cl100k::Cl100k;
-use super::report::{Failure, ReportedUsage, failure_in, json_of, usage_in};
+use super::report::{Failure, ReportedUsage, answers_in, failure_in, json_of, usage_in};
 use super::sse::SseParser;
 use std::sync::OnceLock;
 
@@ -58,6 +58,8 @@ pub struct Output {
     pub reported: Option<ReportedUsage>,
     /// The first event that said the call failed.
     pub failure: Option<Failure>,
+    /// A JSON-RPC response was delivered ([`answers_in`]): the request was answered.
+    pub answered: bool,
 }
 
 /// Meters an SSE response as it is delivered: fed the bytes the client received, in any
@@ -87,6 +89,7 @@ impl OutputCounter {
                     out.reported.get_or_insert_default().merge(usage);
                 }
                 out.failure = out.failure.or(failure_in(&message));
+                out.answered |= answers_in(&message);
             }
         }
     }
@@ -110,6 +113,7 @@ pub fn meter_body(body: &[u8]) -> Output {
         events: 0,
         reported: message.as_ref().and_then(usage_in),
         failure: message.as_ref().and_then(failure_in),
+        answered: message.as_ref().is_some_and(answers_in),
     }
 }
 
@@ -217,6 +221,7 @@ mod tests {
             events: 4,
             reported: Some(ReportedUsage { input: Some(12), output: Some(40), cache: None }),
             failure: None,
+            answered: true,
         };
         let mut whole = OutputCounter::new();
         whole.feed(stream.as_bytes());

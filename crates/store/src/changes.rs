@@ -1,13 +1,14 @@
 //! The change feed: what the gateway caches (keys, versions, org settings) is announced when
-//! it changes, so every replica drops its stale copy. Within a process the announcement is
-//! a broadcast sent after the change commits; across replicas on PostgreSQL it is a
-//! `NOTIFY` sent in the same transaction (delivered only if the change commits), which each
-//! replica's listener turns into the same broadcast. If the listener loses its connection,
-//! it announces [`Change::All`]: notifications may have been missed.
+//! it changes, so every replica drops its stale copy. Within a process the announcement
+//! runs the registered hooks right after the change commits, before the call that made it
+//! returns (a key revoked through the API is refused by the next request); across replicas
+//! on PostgreSQL it is a `NOTIFY` sent in the same transaction (delivered only if the
+//! change commits), which each replica's listener hands to the same hooks. If the listener
+//! loses its connection, it announces [`Change::All`]: notifications may have been missed.
 
 use crate::{Backend, Result, Store};
 use sqlx::AnyConnection;
-use tokio::sync::broadcast;
+use std::sync::{Arc, RwLock};
 
 /// Something that changed, as far as cached copies go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,20 +57,33 @@ impl Change {
     }
 }
 
-/// How many announcements a slow subscriber may fall behind before it is told
-/// [`Change::All`] instead.
-pub(crate) const FEED_CAPACITY: usize = 4096;
+/// Something to run on each change (it must be quick: it runs on the announcing task).
+pub type Hook = Arc<dyn Fn(&Change) + Send + Sync>;
 
-/// The broadcast side of the feed.
-pub(crate) fn feed() -> broadcast::Sender<Change> {
-    broadcast::channel(FEED_CAPACITY).0
+/// The hooks a store runs on each change.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks(Arc<RwLock<Vec<Hook>>>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooks")
+    }
+}
+
+impl Hooks {
+    fn run(&self, change: &Change) {
+        for hook in self.0.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            hook(change);
+        }
+    }
 }
 
 impl Store {
-    /// Subscribes to the change feed (this process's changes, and on PostgreSQL other
-    /// replicas' too once [`Store::listen_for_changes`] runs).
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+    /// Runs `hook` on every change: this process's own (before the call that made it
+    /// returns), and on PostgreSQL other replicas' too once [`Store::listen_for_changes`]
+    /// runs.
+    pub fn on_change(&self, hook: Hook) {
+        self.hooks.0.write().unwrap_or_else(|p| p.into_inner()).push(hook);
     }
 
     /// The PostgreSQL channel this store's changes are announced on (one per schema, so
@@ -93,14 +107,14 @@ impl Store {
         Ok(())
     }
 
-    /// After a commit: tells this process's subscribers.
+    /// After a commit: runs this process's hooks.
     pub(crate) fn announced(&self, changes: Vec<Change>) {
-        for change in changes {
-            let _ = self.changes.send(change);
+        for change in &changes {
+            self.hooks.run(change);
         }
     }
 
-    /// On PostgreSQL, listens for other replicas' changes and re-broadcasts them here until
+    /// On PostgreSQL, listens for other replicas' changes and runs the hooks on them until
     /// the store is closed. Does nothing on SQLite (one process owns the file).
     pub async fn listen_for_changes(&self) -> Result<()> {
         let Some(url) = self.url.clone().filter(|_| self.backend() == Backend::Postgres) else {
@@ -108,26 +122,24 @@ impl Store {
         };
         let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
         listener.listen(&self.channel()).await?;
-        let changes = self.changes.clone();
+        let hooks = self.hooks.clone();
         let closed = self.write.clone();
         tokio::spawn(async move {
-            loop {
+            while !closed.is_closed() {
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => {
-                        let _ = changes.send(Change::parse(notification.payload()));
-                    }
+                    Ok(Some(notification)) => hooks.run(&Change::parse(notification.payload())),
                     Ok(None) => {
                         tracing::warn!(
                             "lost the change feed's connection; reconnecting and dropping every cached copy"
                         );
-                        let _ = changes.send(Change::All);
+                        hooks.run(&Change::All);
                     }
                     Err(e) => {
                         if closed.is_closed() {
                             return;
                         }
                         tracing::warn!(error = %e, "the change feed failed; retrying");
-                        let _ = changes.send(Change::All);
+                        hooks.run(&Change::All);
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }

@@ -25,7 +25,7 @@ pub struct Store {
     pub(crate) url: Option<String>,
     /// The PostgreSQL schema, when isolated in one.
     pub(crate) schema: Option<String>,
-    pub(crate) changes: tokio::sync::broadcast::Sender<crate::changes::Change>,
+    pub(crate) hooks: crate::changes::Hooks,
 }
 
 struct Migration {
@@ -99,7 +99,7 @@ impl Store {
                     .await?;
                 let read =
                     AnyPoolOptions::new().max_connections(8).after_connect(pragmas).connect_with(options).await?;
-                Ok(Store { read, write, backend, url: None, schema: None, changes: crate::changes::feed() })
+                Ok(Store { read, write, backend, url: None, schema: None, hooks: crate::changes::Hooks::default() })
             }
             Backend::Postgres => {
                 if let Some(schema) = schema {
@@ -133,7 +133,7 @@ impl Store {
                     backend,
                     url: Some(url.to_string()),
                     schema: schema.map(str::to_string),
-                    changes: crate::changes::feed(),
+                    hooks: crate::changes::Hooks::default(),
                 })
             }
         }

@@ -19,6 +19,10 @@ pub struct World {
     /// The example MCP servers.
     pub upstream: String,
     pub http: reqwest::Client,
+    /// The key upstream credentials are sealed with.
+    pub sealer: Sealer,
+    /// The gateway's settings.
+    pub config: GatewayConfig,
 }
 
 /// A signed-up person: an account token and their personal org.
@@ -45,7 +49,7 @@ impl Reply {
     }
 }
 
-async fn serve(router: axum::Router) -> String {
+pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -68,14 +72,17 @@ impl World {
         let mut config = GatewayConfig { public_url: base.clone(), ..GatewayConfig::default() };
         tune(&mut config);
         let limiter = Arc::new(tollgate_gateway::ratelimit::MemoryRateLimiter::new());
-        let gateway = Gateway::start(store.store.clone(), sealer.clone(), limiter, config).unwrap();
-        let api =
-            AppState::new(store.store.clone(), ApiConfig { public_url: base.clone(), ..ApiConfig::default() }, sealer);
+        let gateway = Gateway::start(store.store.clone(), sealer.clone(), limiter, config.clone()).unwrap();
+        let api = AppState::new(
+            store.store.clone(),
+            ApiConfig { public_url: base.clone(), ..ApiConfig::default() },
+            sealer.clone(),
+        );
         let app = tollgate_api::router(api).merge(gateway.router());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        World { store, gateway, base, upstream, http: reqwest::Client::new() }
+        World { store, gateway, base, upstream, http: reqwest::Client::new(), sealer, config }
     }
 
     /// Calls the management API with an account token.
