@@ -1,17 +1,31 @@
 //! `tollgate admin …`: the operator's commands, calling the same functions as the API.
 
 use crate::cli::{AdminCommand, open_store};
+use crate::config::Config;
 use crate::serve::app_state;
 use anyhow::{Context, Result, anyhow, bail};
+use tollgate_api::AppState;
 use tollgate_domain::Nanos;
-use tollgate_domain::secret::random_token;
+use tollgate_domain::secret::{Sealer, random_token};
+use tollgate_store::Store;
+
+/// The API's state for these commands, which seal no upstream credential (they create
+/// users and grant credits). Without a configured `encryption_key` they get a throwaway
+/// one: running them on PostgreSQL needs no key, and none is written into `data_dir`.
+fn admin_state(config: &Config, store: Store) -> Result<AppState> {
+    let mut config = config.clone();
+    if config.encryption_key.is_none() {
+        config.encryption_key = Some(Sealer::generate_key_hex()?);
+    }
+    app_state(&config, store)
+}
 
 pub async fn run(cmd: AdminCommand) -> Result<()> {
     match cmd {
         AdminCommand::CreateUser { common, email, name, password, operator } => {
             let config = common.load(Vec::new())?;
             let (store, _) = open_store(&config).await?;
-            let state = app_state(&config, store.clone())?;
+            let state = admin_state(&config, store.clone())?;
             let password = password
                 .or_else(|| std::env::var("TOLLGATE_ADMIN_PASSWORD").ok())
                 .context("give --password or set TOLLGATE_ADMIN_PASSWORD")?;
@@ -41,7 +55,7 @@ pub async fn run(cmd: AdminCommand) -> Result<()> {
         AdminCommand::GrantCredits { common, org, amount, memo } => {
             let config = common.load(Vec::new())?;
             let (store, _) = open_store(&config).await?;
-            let state = app_state(&config, store.clone())?;
+            let state = admin_state(&config, store.clone())?;
             let amount = Nanos::parse_usd(&amount).map_err(|e| anyhow!("--amount {e}"))?;
             if amount.0 == 0 {
                 bail!("--amount must be more than 0");

@@ -14,7 +14,10 @@ use tollgate_gateway::{Durability, Gateway, GatewayConfig};
 use tollgate_store::Store;
 use tracing_subscriber::EnvFilter;
 
-/// The encryption key: configured, or generated once into `data_dir/encryption.key`.
+/// The encryption key: configured, or the one in `data_dir/encryption.key`, or on SQLite
+/// one generated there now. On PostgreSQL nothing is generated: each replica would make its
+/// own key and could not open the credentials the others sealed, so without a configured key
+/// (or one already in `data_dir`, a single server that moved from SQLite) this refuses.
 fn sealer(config: &Config) -> Result<Sealer> {
     if let Some(key) = &config.encryption_key {
         return Sealer::from_hex(key).map_err(|e| anyhow!("encryption_key: {e}"));
@@ -23,10 +26,18 @@ fn sealer(config: &Config) -> Result<Sealer> {
     if let Ok(key) = std::fs::read_to_string(&path) {
         return Sealer::from_hex(&key).map_err(|e| anyhow!("{}: {e}", path.display()));
     }
+    let url = config.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(anyhow!(
+            "on PostgreSQL every replica needs the same encryption key, and none is configured: set \
+             TOLLGATE_ENCRYPTION_KEY (or TOLLGATE_ENCRYPTION_KEY_FILE, a file holding it; or encryption_key in \
+             tollgate.toml) to 64 hex characters, e.g. from `openssl rand -hex 32`"
+        ));
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let key = Sealer::generate_key_hex()?;
     write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
-    tracing::warn!(path = %path.display(), "generated a new encryption key; back it up, and give every replica the same key");
+    tracing::warn!(path = %path.display(), "generated a new encryption key; back it up");
     Sealer::from_hex(&key).map_err(|e| anyhow!("{e}"))
 }
 
