@@ -24,6 +24,8 @@ pub mod ratelimit;
 mod upstream;
 mod writer;
 
+pub use writer::Writer;
+
 pub use error::GatewayError;
 pub use tollgate_store::changes::Change;
 
@@ -36,7 +38,6 @@ use axum::routing::get;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tollgate_domain::secret::Sealer;
 use tollgate_store::Store;
 
@@ -126,8 +127,7 @@ impl Gateway {
         config: GatewayConfig,
     ) -> std::io::Result<Gateway> {
         tollgate_metering::warm_up();
-        let (to_writer, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(store.clone(), inbox));
+        let to_writer = Writer::start(store.clone());
         let counters = Arc::new(counters::Counters::new(store.clone()));
         let credit = Arc::new(credit::Credit::new(store.clone(), credit::LeasePolicy::default()));
         let threads = match config.meter_threads {

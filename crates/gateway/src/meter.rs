@@ -8,7 +8,7 @@ use crate::body::Observed;
 use crate::counters::{Counters, Taken};
 use crate::credit::{Credit, Reservation};
 use crate::directory::Target;
-use crate::writer::Write;
+use crate::writer::Writer;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,7 +78,7 @@ enum Job {
 struct Settler {
     credit: Arc<Credit>,
     counters: Arc<Counters>,
-    writer: tokio::sync::mpsc::UnboundedSender<Write>,
+    writer: Writer,
     platform_fee_bps: i64,
 }
 
@@ -113,7 +113,7 @@ impl Meter {
         threads: usize,
         credit: Arc<Credit>,
         counters: Arc<Counters>,
-        writer: tokio::sync::mpsc::UnboundedSender<Write>,
+        writer: Writer,
         platform_fee_bps: i64,
         sync: bool,
     ) -> std::io::Result<Meter> {
@@ -193,12 +193,10 @@ impl Settler {
                 Job::Done { metering, observed, committed } => {
                     let counter = streams.remove(&metering.stream);
                     let settled = self.settle(*metering, observed, counter);
-                    if self.writer.send(Write::Call(Box::new(settled), committed)).is_err() {
-                        tracing::error!("the writer has stopped; a settled call was not written");
-                    }
+                    self.writer.submit(settled, committed);
                 }
                 Job::Flush(done) => {
-                    let _ = self.writer.send(Write::Flush(done));
+                    self.writer.flush_then(done);
                 }
             }
         }

@@ -11,8 +11,43 @@ use tollgate_store::{Store, StoreError};
 /// The most calls written in one transaction.
 pub(crate) const MAX_BATCH: usize = 2048;
 
+/// A handle to the writer task: settled calls go in, batches are committed.
+#[derive(Clone)]
+pub struct Writer {
+    inbox: mpsc::UnboundedSender<Write>,
+}
+
+impl Writer {
+    /// Starts the writer task over `store` (call from within a Tokio runtime).
+    pub fn start(store: Store) -> Writer {
+        let (inbox, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, rx));
+        Writer { inbox }
+    }
+
+    /// Queues a settled call; `committed` is answered once its batch is committed.
+    pub fn submit(&self, call: SettledCall, committed: Option<oneshot::Sender<()>>) {
+        if self.inbox.send(Write::Call(Box::new(call), committed)).is_err() {
+            tracing::error!("the writer has stopped; a settled call was not written");
+        }
+    }
+
+    /// Waits until everything submitted before is committed.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inbox.send(Write::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Queues a flush marker answered through `done` (for senders that cannot wait).
+    pub(crate) fn flush_then(&self, done: oneshot::Sender<()>) {
+        let _ = self.inbox.send(Write::Flush(done));
+    }
+}
+
 /// What the writer is sent.
-pub(crate) enum Write {
+enum Write {
     /// A settled call, and who to tell once it is committed (`sync` durability).
     Call(Box<SettledCall>, Option<oneshot::Sender<()>>),
     /// Answer once everything sent before is committed.
@@ -20,7 +55,7 @@ pub(crate) enum Write {
 }
 
 /// Runs the writer until every sender is gone.
-pub(crate) async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>) {
+async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>) {
     let mut batch: Vec<SettledCall> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = inbox.recv().await {

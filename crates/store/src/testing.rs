@@ -85,18 +85,17 @@ impl Drop for TestStore {
 /// per row. For tests of what is stored at rest.
 pub async fn dump(store: &Store) -> Result<String> {
     use sqlx::{Column, Row};
-    let tables: Vec<String> = match store.backend() {
-        crate::Backend::Postgres => {
-            sqlx::query_scalar(
+    let tables: Vec<String> =
+        match store.backend() {
+            crate::Backend::Postgres => sqlx::query_scalar(
                 "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
             )
             .fetch_all(&store.read)
-            .await?
-        }
-        crate::Backend::Sqlite => {
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&store.read).await?
-        }
-    };
+            .await?,
+            crate::Backend::Sqlite => {
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&store.read).await?
+            }
+        };
     let mut out = String::new();
     for table in tables {
         // Table names come from the database's own catalog.
