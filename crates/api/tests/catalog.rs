@@ -527,6 +527,8 @@ async fn the_store_searches_filters_sorts_and_pages() {
     }
     let newest = anyone.get("/api/v1/store/agents?sort=newest").await;
     assert_eq!(slugs(&newest)[0], "newest-one");
+    assert_eq!(newest.body["agents"][0]["compliance"], json!(["gdpr"]), "cards carry their compliance badges");
+    assert_eq!(newest.body["agents"][1]["compliance"], json!(["gdpr", "soc2", "hipaa"]));
 
     // Popular: most active installations first.
     for (i, slug) in ["trip-planner", "trip-planner", "web-search"].iter().enumerate() {

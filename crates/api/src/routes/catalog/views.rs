@@ -298,6 +298,9 @@ pub struct CardView {
     /// Active installations.
     pub installs: i64,
     pub trust_score: i64,
+    /// Compliance frameworks the governance declaration names (`gdpr`, `soc2`, `hipaa`),
+    /// for the card's badges.
+    pub compliance: Vec<String>,
     pub latest_version: Option<String>,
     /// The latest version may take seconds to wake up.
     pub cold_start: bool,
@@ -329,6 +332,7 @@ impl From<&Listed> for CardView {
             review_count: l.review_count,
             installs: l.installs,
             trust_score: a.trust_score,
+            compliance: a.governance.compliance.clone(),
             latest_version: latest.map(|v| v.version.clone()),
             cold_start: latest.is_some_and(|v| v.cold_start),
             freemium: latest.is_some_and(|v| v.functions.iter().any(|f| f.free_calls > 0)),
