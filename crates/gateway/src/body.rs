@@ -60,6 +60,8 @@ pub(crate) struct MeteredBody {
     /// Whether the current event has any content yet.
     in_event: bool,
     sse: bool,
+    /// The body's length, when the upstream announced it.
+    length: Option<u64>,
 }
 
 impl MeteredBody {
@@ -75,7 +77,6 @@ impl MeteredBody {
         let sync = meter.is_sync();
         MeteredBody {
             sync,
-            inner,
             observed: Observed::default(),
             kept: 0,
             metering: Some(metering),
@@ -88,6 +89,8 @@ impl MeteredBody {
             max_bytes,
             line_len: 0,
             in_event: false,
+            length: inner.size_hint().exact(),
+            inner,
             sse,
         }
     }
@@ -214,6 +217,10 @@ impl Body for MeteredBody {
                         "response stream cut at a safety cap"
                     );
                     this.observed.truncated = true;
+                    this.finish();
+                } else if this.inner.is_end_stream() || this.length == Some(this.observed.bytes) {
+                    // The last frame of a body of known length: the server may not poll
+                    // again once it is written, so the call ends here, not at a drop.
                     this.finish();
                 }
                 Poll::Ready(Some(Ok(Frame::data(data))))

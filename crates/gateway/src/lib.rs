@@ -24,6 +24,7 @@ pub mod ratelimit;
 mod upstream;
 mod writer;
 
+pub use counters::SharedCounters;
 pub use writer::Writer;
 
 pub use error::GatewayError;
@@ -118,17 +119,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `store` with `limiter` for rate limits. Starts its meter threads and
-    /// its writer task (call from within a Tokio runtime).
+    /// A gateway over `store` with `limiter` for rate limits and, when given, per-key daily
+    /// usage and free-tier counts `shared` between replicas (else kept in memory). Starts
+    /// its meter threads and its writer task (call from within a Tokio runtime).
     pub fn start(
         store: Store,
         sealer: Sealer,
         limiter: Arc<dyn ratelimit::RateLimiter>,
+        shared: Option<SharedCounters>,
         config: GatewayConfig,
     ) -> std::io::Result<Gateway> {
         tollgate_metering::warm_up();
         let to_writer = Writer::start(store.clone());
-        let counters = Arc::new(counters::Counters::new(store.clone()));
+        let counters = Arc::new(counters::Counters::new(store.clone(), shared));
         let credit = Arc::new(credit::Credit::new(store.clone(), credit::LeasePolicy::default()));
         let threads = match config.meter_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),

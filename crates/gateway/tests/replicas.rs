@@ -13,16 +13,20 @@ use reqwest::Method;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate_gateway::Gateway;
 use tollgate_gateway::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use tollgate_gateway::{Gateway, SharedCounters};
 use tollgate_store::Store;
 
 /// A second replica of `world`'s gateway: its own store connection (and change listener)
 /// on the same schema, its own caches and credit lease. Returns its base URL.
-async fn second_replica(world: &World, limiter: Arc<dyn RateLimiter>) -> (Gateway, String) {
+async fn second_replica(
+    world: &World,
+    limiter: Arc<dyn RateLimiter>,
+    shared: Option<SharedCounters>,
+) -> (Gateway, String) {
     let store = Store::connect_in_schema(&world.store.url, world.store.schema()).await.unwrap();
     store.listen_for_changes().await.unwrap();
-    let gateway = Gateway::start(store, world.sealer.clone(), limiter, world.config.clone()).unwrap();
+    let gateway = Gateway::start(store, world.sealer.clone(), limiter, shared, world.config.clone()).unwrap();
     let base = serve(gateway.router()).await;
     (gateway, base)
 }
@@ -77,7 +81,7 @@ async fn a_revocation_on_one_replica_is_refused_on_the_other_within_a_second() {
     let world = World::new().await;
     world.store.listen_for_changes().await.unwrap();
     let (upstream, _) = inspector(ok).await;
-    let (_replica, other) = second_replica(&world, Arc::new(MemoryRateLimiter::new())).await;
+    let (_replica, other) = second_replica(&world, Arc::new(MemoryRateLimiter::new()), None).await;
     let publisher = world.person("p@example.com").await;
     let consumer = world.person("c@example.com").await;
     let (inst, key_id, key) =
@@ -116,7 +120,7 @@ async fn replicas_never_spend_more_than_the_balance_between_them() {
     }
     let world = World::with(|c| c.rate_limits = [0, 0, 0]).await;
     let (upstream, _) = inspector(ok).await;
-    let (replica, other) = second_replica(&world, Arc::new(MemoryRateLimiter::new())).await;
+    let (replica, other) = second_replica(&world, Arc::new(MemoryRateLimiter::new()), None).await;
     let publisher = world.person("p@example.com").await;
     let consumer = world.person("c@example.com").await;
     let (_, _, key) = world.listed(&publisher, &consumer, "work", &format!("{upstream}/mcp"), "0", priced()).await;
@@ -168,8 +172,9 @@ async fn redis_rate_limits_are_shared_by_replicas() {
     let limiter: Arc<dyn RateLimiter> = Arc::new(RedisRateLimiter::connect(&redis).await.unwrap());
     let (upstream, _) = inspector(ok).await;
     // Both replicas on Redis: the first one is rebuilt with the shared limiter.
-    let (_a, first) = second_replica(&world, limiter.clone()).await;
-    let (_b, second) = second_replica(&world, limiter).await;
+    let (_a, first) =
+        second_replica(&world, limiter.clone(), Some(SharedCounters::connect(&redis).await.unwrap())).await;
+    let (_b, second) = second_replica(&world, limiter, Some(SharedCounters::connect(&redis).await.unwrap())).await;
     let publisher = world.person("p@example.com").await;
     let consumer = world
         .person(&format!("c-{}@example.com", tollgate_domain::secret::random_token(8).unwrap().to_lowercase()))
@@ -182,4 +187,49 @@ async fn redis_rate_limits_are_shared_by_replicas() {
     }
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "five a minute across both replicas: {statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_daily_limits_and_free_calls_are_shared_by_replicas() {
+    if !on_postgres("redis_daily_limits_and_free_calls_are_shared_by_replicas") {
+        return;
+    }
+    let Some(redis) = std::env::var("TOLLGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        assert!(std::env::var("CI").is_err(), "CI runs the PostgreSQL pass with TOLLGATE_TEST_REDIS_URL");
+        println!("redis_daily_limits_and_free_calls_are_shared_by_replicas: set TOLLGATE_TEST_REDIS_URL to run it");
+        return;
+    };
+    let world = World::with(|c| c.rate_limits = [0, 0, 0]).await;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(RedisRateLimiter::connect(&redis).await.unwrap());
+    let (upstream, _) = inspector(ok).await;
+    let (_a, first) =
+        second_replica(&world, limiter.clone(), Some(SharedCounters::connect(&redis).await.unwrap())).await;
+    let (_b, second) = second_replica(&world, limiter, Some(SharedCounters::connect(&redis).await.unwrap())).await;
+    let publisher = world.person("p@example.com").await;
+    let consumer = world.person("c@example.com").await;
+    let functions = json!([{"name": "work", "pricing": {"model": "per_request", "price": "0.001"}, "free_calls": 3, "free_reset": "monthly"}]);
+    let (inst, _, key) = world.listed(&publisher, &consumer, "work", &format!("{upstream}/mcp"), "0", functions).await;
+    let before = world.balance(&consumer).await;
+    // Free calls: three for the org, whichever replica serves them.
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &first } else { &second };
+        assert_eq!(call(&world, base, &key, "work/1.0.0", i).await, 200);
+    }
+    let (store_a, store_b) = (_a, _b);
+    store_a.flush().await;
+    store_b.flush().await;
+    assert_eq!(before - world.balance(&consumer).await, 3 * 1_000_000, "three free calls, three paid, across replicas");
+
+    // A key's daily limit of four requests, across replicas.
+    let (status, limited) = world
+        .api(Method::POST, &format!("/api/v1/installations/{inst}/keys"), Some(json!({"name": "limited", "daily_limits": {"requests": 4, "input_tokens": 0, "output_tokens": 0, "cache_tokens": 0}})), &consumer.token)
+        .await;
+    assert_eq!(status, 201);
+    let limited = limited["key"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let base = if i % 2 == 0 { &first } else { &second };
+        statuses.push(call(&world, base, limited, "work/1.0.0", i).await);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429, 429, 429], "four a day across both replicas");
 }

@@ -250,7 +250,7 @@ async fn broken_and_silent_upstream_streams_are_failed_calls() {
     assert_eq!(garbled.status, 200, "garbage is passed on as it came");
     let record = world.record(&garbled).await;
     assert_eq!(record.counted_output_tokens, 0, "no complete event, nothing counted");
-    assert_eq!(record.error_code.as_deref(), Some("agent_no_answer"), "no JSON-RPC answer: a failed call");
+    assert_eq!(record.error_code.as_deref(), Some("agent_no_answer"), "no JSON-RPC answer: a failed call: {record:?}");
 
     let started = std::time::Instant::now();
     let silent_reply = world.mcp(Some(&silent_key), "silent/1.0.0", &tool_call(1, "stream", json!({})), &[]).await;

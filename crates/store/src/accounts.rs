@@ -84,7 +84,7 @@ impl Store {
         let now = now_ms();
         let user_id = new_id("usr")?;
         let org_id = new_id("org")?;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let taken: Option<String> =
             sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_optional(&mut *tx).await?;
         if taken.is_some() {
@@ -227,7 +227,7 @@ impl Store {
     /// turns and each counts what the previous ones committed (READ COMMITTED takes a new
     /// snapshot per statement). On SQLite every write already goes through one connection.
     pub async fn create_account_token(&self, t: &AccountToken, token_hash: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let locked = sqlx::query("UPDATE users SET email_notifications = email_notifications WHERE id = $1")
             .bind(&t.user_id)
             .execute(&mut *tx)

@@ -171,7 +171,7 @@ impl Store {
             charges.push(made);
         }
 
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let mut written: HashSet<String> = HashSet::with_capacity(calls.len());
         for (chunk, chunk_charges) in calls.chunks(ROWS_PER_INSERT).zip(charges.chunks(ROWS_PER_INSERT)) {
             let sql = format!(

@@ -474,7 +474,7 @@ impl Store {
     /// Publishes a version and touches its agent's `updated_at`. A version number the
     /// agent already has is a [`StoreError::Conflict`].
     pub async fn create_version(&self, v: &Version) -> Result<Version> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO versions (id, agent_id, version, upstream_url, upstream_headers_sealed, base_fee, functions, \
              default_pricing, dependencies, task_timeout_seconds, cold_start, status, created_at, updated_at) \
@@ -511,7 +511,7 @@ impl Store {
     /// Moves a version from status `from` to `to` (the caller checked the transition). If
     /// the status changed meanwhile, nothing changes and the answer is a conflict.
     pub async fn set_version_status(&self, version: &Version, from: &str, to: &str, now: i64) -> Result<Version> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query("UPDATE versions SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
             .bind(to)
             .bind(now)

@@ -139,6 +139,22 @@ impl Store {
         }
     }
 
+    /// Begins a write transaction, cancel-safely: the `BEGIN` runs on a task of its own, so
+    /// a caller dropped mid-way (a client that hung up) cannot leave a pooled connection
+    /// inside a transaction nobody ends — sqlx's own `begin` can, on PostgreSQL, and the
+    /// next borrower's statements would then run in it and never commit. If the caller is
+    /// gone when `BEGIN` completes, the transaction is dropped and rolled back.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let pool = self.write.clone();
+        match tokio::spawn(async move { pool.begin().await }).await {
+            Ok(tx) => Ok(tx?),
+            Err(e) => {
+                tracing::error!(error = %e, "beginning a transaction failed");
+                Err(StoreError::Database(sqlx::Error::WorkerCrashed))
+            }
+        }
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

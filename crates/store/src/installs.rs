@@ -146,7 +146,7 @@ impl Store {
     /// Uninstalls and revokes every key of the installation, at once.
     pub async fn uninstall(&self, id: &str) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE installations SET status = 'uninstalled', uninstalled_at = $1 WHERE id = $2 AND status = 'active'",
         )
@@ -181,7 +181,7 @@ impl Store {
 
     /// Stores a new key for an active installation.
     pub async fn create_key(&self, key: &ApiKey, key_hash: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM installations WHERE id = $1")
             .bind(&key.installation_id)
             .fetch_optional(&mut *tx)
@@ -233,7 +233,7 @@ impl Store {
     pub async fn update_key(&self, id: &str, name: Option<&str>, limits: Option<DailyLimits>) -> Result<ApiKey> {
         let l = limits.unwrap_or_default();
         let has = i64::from(limits.is_some());
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE api_keys SET name = COALESCE($1, name), \
              limit_requests = CASE WHEN $2 = 1 THEN $3 ELSE limit_requests END, \
@@ -256,7 +256,7 @@ impl Store {
 
     /// Revokes a key (idempotent).
     pub async fn revoke_key(&self, id: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(now_ms())
             .bind(id)

@@ -446,6 +446,18 @@ impl Store {
         account_in(&mut conn, kind, owner_id).await
     }
 
+    /// The account of `kind` for `owner_id`, if it exists (never creates one).
+    pub async fn find_ledger_account(&self, kind: AccountKind, owner_id: &str) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, kind, owner_id, balance, pending FROM ledger_accounts WHERE kind = $1 AND owner_id = $2",
+        )
+        .bind(kind.as_str())
+        .bind(owner_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(account_from).transpose()
+    }
+
     /// An account by id.
     pub async fn ledger_account_by_id(&self, id: &str) -> Result<Account> {
         let row = sqlx::query("SELECT id, kind, owner_id, balance, pending FROM ledger_accounts WHERE id = $1")
@@ -458,7 +470,7 @@ impl Store {
     /// Makes a transfer, once: a retry with the same key returns the original and changes
     /// nothing; the same key for a different transfer is a conflict.
     pub async fn transfer(&self, t: &NewTransfer<'_>) -> Result<Transfer> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let transfer = transfer_in(&mut tx, t, None).await?;
         tx.commit().await?;
         Ok(transfer)
@@ -491,7 +503,7 @@ impl Store {
     /// nothing changes). [`StoreError::NotFound`] when the lease is no longer pending.
     pub async fn extend_lease(&self, lease_id: &str, amount: Nanos, expires_at: i64) -> Result<()> {
         let amount = checked_positive(amount)?;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let grown = sqlx::query(
             "UPDATE ledger_holds SET amount = amount + $1, expires_at = $2 WHERE id = $3 AND state = 'pending' AND kind = 'lease'",
         )
@@ -519,7 +531,7 @@ impl Store {
         kind: &str,
     ) -> Result<Hold> {
         let amount_raw = checked_positive(amount)?;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let id = new_id("hold")?;
         let inserted = sqlx::query(
             "INSERT INTO ledger_holds (id, idempotency_key, account_id, amount, state, posted_amount, expires_at, created_at, kind) \
@@ -577,7 +589,7 @@ impl Store {
             },
         );
         let total = total.ok_or_else(|| StoreError::Conflict("split amounts must be non-negative".into()))?;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let (resolution, _) = post_hold_in(&mut tx, hold_id, total, splits).await?;
         tx.commit().await?;
         Ok(resolution)
@@ -589,7 +601,7 @@ impl Store {
     }
 
     async fn release_hold(&self, hold_id: &str, state: &str) -> Result<Resolution> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let resolution = release_hold_in(&mut tx, hold_id, state).await?;
         tx.commit().await?;
         Ok(resolution)

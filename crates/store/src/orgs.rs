@@ -105,7 +105,7 @@ impl Store {
     pub async fn create_team(&self, name: &str, owner_user_id: &str) -> Result<Org> {
         let id = new_id("org")?;
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO orgs (id, name, personal, created_at) VALUES ($1, $2, 0, $3)")
             .bind(&id)
             .bind(name)
@@ -132,7 +132,7 @@ impl Store {
     /// Renames an org and, in the same transaction, rebuilds the search text of the agents
     /// it publishes (the store's search matches the publisher's name).
     pub async fn rename_org(&self, id: &str, name: &str) -> Result<Org> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query("UPDATE orgs SET name = $1 WHERE id = $2").bind(name).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -202,7 +202,7 @@ impl Store {
 
     /// Changes a member's role; the last owner cannot stop being one.
     pub async fn set_role(&self, org_id: &str, user_id: &str, new_role: Role) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)
@@ -225,7 +225,7 @@ impl Store {
 
     /// Removes a member (and revokes their keys in the org); never the last owner.
     pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)
@@ -307,7 +307,7 @@ impl Store {
     /// Accepts a pending invitation addressed to `email`, found by id or by token hash,
     /// adding `user_id` to the org. Already a member: the invitation is used up, role kept.
     pub async fn accept_invitation(&self, id_or_token_hash: &str, user_id: &str, email: &str) -> Result<Invitation> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "SELECT id, org_id, role FROM invitations WHERE (id = $1 OR token_hash = $1) AND email = $2 AND status = 'pending' AND expires_at > $3",
         )
@@ -344,7 +344,7 @@ impl Store {
 
     /// Sets (or clears) an org's monthly budget.
     pub async fn set_budget(&self, org_id: &str, monthly_limit: Option<Nanos>) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE orgs SET monthly_budget = $1 WHERE id = $2")
             .bind(monthly_limit.map(|n| n.0))
             .bind(org_id)

@@ -10,7 +10,7 @@ use tollgate_api::{ApiConfig, AppState};
 use tollgate_domain::Nanos;
 use tollgate_domain::secret::Sealer;
 use tollgate_gateway::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
-use tollgate_gateway::{Durability, Gateway, GatewayConfig};
+use tollgate_gateway::{Durability, Gateway, GatewayConfig, SharedCounters};
 use tollgate_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -92,6 +92,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
     let demo = if args.demo { crate::demo::seed(&state, &public_url(&config, &bound)).await? } else { Vec::new() };
     let sweeper = tokio::spawn(sweep_holds(store.clone(), shutdown.clone()));
+    let signal = shutdown_signal();
     println!("listening on http://{bound}");
     for line in demo {
         println!("{line}");
@@ -99,7 +100,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let stop = shutdown.clone();
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+            signal.await;
             tracing::info!("shutting down: finishing in-flight requests");
             stop.cancel();
         })
@@ -128,11 +129,15 @@ fn log_filter(configured: &str) -> EnvFilter {
     filter
 }
 
-/// The gateway, with Redis rate limits when `redis_url` is set, in-memory ones otherwise.
+/// The gateway, with rate limits and usage counters in Redis when `redis_url` is set (shared
+/// by every replica), in memory otherwise.
 async fn gateway(config: &Config, state: &AppState) -> Result<Gateway> {
-    let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
-        Some(url) => Arc::new(RedisRateLimiter::connect(url).await.map_err(|e| anyhow!("redis_url: {e}"))?),
-        None => Arc::new(MemoryRateLimiter::new()),
+    let (limiter, shared): (Arc<dyn RateLimiter>, _) = match &config.redis_url {
+        Some(url) => (
+            Arc::new(RedisRateLimiter::connect(url).await.map_err(|e| anyhow!("redis_url: {e}"))?),
+            Some(SharedCounters::connect(url).await.map_err(|e| anyhow!("redis_url: {e}"))?),
+        ),
+        None => (Arc::new(MemoryRateLimiter::new()), None),
     };
     let gateway_config = GatewayConfig {
         public_url: state.config.public_url.clone(),
@@ -144,7 +149,8 @@ async fn gateway(config: &Config, state: &AppState) -> Result<Gateway> {
         durability: if config.billing_durability == "sync" { Durability::Sync } else { Durability::Async },
         ..GatewayConfig::default()
     };
-    Gateway::start(state.store.clone(), state.sealer.clone(), limiter, gateway_config).context("starting the gateway")
+    Gateway::start(state.store.clone(), state.sealer.clone(), limiter, shared, gateway_config)
+        .context("starting the gateway")
 }
 
 /// Expires holds whose time has passed, every few seconds, and deletes ended sessions.
@@ -168,23 +174,34 @@ async fn sweep_holds(store: Store, shutdown: CancellationToken) {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Listens for SIGTERM and Ctrl-C (SIGINT) from now on — before the server says it is
+/// listening, so a signal sent right after that line stops it cleanly; the future ends at
+/// the first.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(term) => {},
+            _ = wait(interrupt) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    }
+}
+
+/// Listens for Ctrl-C; the future ends at the first.
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

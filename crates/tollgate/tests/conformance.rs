@@ -541,6 +541,8 @@ fn official_sdk_client_and_server_through_the_gateway_in_both_eras_billed_exactl
     let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
     command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&dir);
     command.env_remove("TOLLGATE_DATABASE_URL").env_remove("TOLLGATE_REDIS_URL");
+    // PostgreSQL replicas must share a configured key; give one everywhere.
+    command.env("TOLLGATE_ENCRYPTION_KEY", "5a".repeat(32));
     if let Some(url) = &db.flag {
         command.args(["--database-url", url]);
     }

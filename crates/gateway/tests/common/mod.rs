@@ -72,7 +72,7 @@ impl World {
         let mut config = GatewayConfig { public_url: base.clone(), ..GatewayConfig::default() };
         tune(&mut config);
         let limiter = Arc::new(tollgate_gateway::ratelimit::MemoryRateLimiter::new());
-        let gateway = Gateway::start(store.store.clone(), sealer.clone(), limiter, config.clone()).unwrap();
+        let gateway = Gateway::start(store.store.clone(), sealer.clone(), limiter, None, config.clone()).unwrap();
         let api = AppState::new(
             store.store.clone(),
             ApiConfig { public_url: base.clone(), ..ApiConfig::default() },

@@ -1,12 +1,16 @@
 //! Counters the gateway checks on every call without a database round trip: each key's
 //! usage today (for its daily limits) and each org's free calls of each function. Each
 //! counter is loaded from the usage records the first time it is needed (per day, per
-//! free-tier period) and kept in memory after that; calls in flight count as used, so
-//! parallel calls never exceed a limit.
+//! free-tier period) and kept after that — in memory, or in Redis when replicas share it
+//! ([`shared`]); calls in flight count as used, so parallel calls never exceed a limit.
+
+mod shared;
+
+pub use shared::SharedCounters;
 
 use crate::error::GatewayError;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tollgate_domain::pricing::{FreeReset, Tokens};
 use tollgate_domain::time::{next_utc_midnight, utc_month_start};
 use tollgate_store::Store;
@@ -47,16 +51,18 @@ impl Taken {
     }
 }
 
-type FreeKey = (String, String, String);
+/// A free-tier counter's org, agent and function.
+pub(crate) type FreeKey = (String, String, String);
 
-/// The gateway's in-memory counters.
+/// The gateway's counters: in this process's memory, or shared through Redis.
 pub(crate) struct Counters {
     store: Store,
     keys: Mutex<HashMap<String, KeyDay>>,
     free: Mutex<HashMap<FreeKey, Free>>,
+    shared: Option<Arc<SharedCounters>>,
 }
 
-fn internal(e: impl std::fmt::Display) -> GatewayError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(e.to_string())
 }
 
@@ -65,8 +71,13 @@ fn day_start(now_ms: i64) -> i64 {
 }
 
 impl Counters {
-    pub fn new(store: Store) -> Counters {
-        Counters { store, keys: Mutex::new(HashMap::new()), free: Mutex::new(HashMap::new()) }
+    pub fn new(store: Store, shared: Option<SharedCounters>) -> Counters {
+        Counters {
+            store,
+            keys: Mutex::new(HashMap::new()),
+            free: Mutex::new(HashMap::new()),
+            shared: shared.map(Arc::new),
+        }
     }
 
     /// Counts one request of key `key_id` today if it is under every daily limit
@@ -82,6 +93,13 @@ impl Counters {
             return Ok(true);
         }
         let today = day_start(now_ms);
+        if let Some(shared) = &self.shared {
+            let within = shared.admit_key(&self.store, key_id, limits, today).await?;
+            if within {
+                taken.key_day = Some((key_id.to_string(), today));
+            }
+            return Ok(within);
+        }
         let loaded =
             self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(key_id).is_some_and(|d| d.day_start == today);
         if !loaded {
@@ -134,6 +152,13 @@ impl Counters {
             FreeReset::Monthly => utc_month_start(now_ms),
         };
         let key: FreeKey = (org_id.to_string(), agent_id.to_string(), function.to_string());
+        if let Some(shared) = &self.shared {
+            let free = shared.reserve_free(&self.store, &key, free_calls, period_start).await?;
+            if free {
+                taken.free = Some((key, period_start));
+            }
+            return Ok(free);
+        }
         let loaded = self
             .free
             .lock()
@@ -160,6 +185,10 @@ impl Counters {
 
     /// Gives back what a call that never reached the agent took.
     pub fn refund(&self, taken: Taken) {
+        if let Some(shared) = &self.shared {
+            shared.spawn_refund(taken.key_day, taken.free);
+            return;
+        }
         if let Some((key_id, day)) = taken.key_day {
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(d) = keys.get_mut(&key_id).filter(|d| d.day_start == day) {
@@ -172,6 +201,10 @@ impl Counters {
     /// Makes a finished call's use final: its tokens count toward the key's day, and its
     /// free call is used if it succeeded and was billed as free.
     pub fn settle(&self, taken: Taken, tokens: Tokens, used_free_call: bool) {
+        if let Some(shared) = &self.shared {
+            shared.spawn_settle(taken.key_day, tokens, taken.free.filter(|_| !used_free_call));
+            return;
+        }
         if let Some((key_id, day)) = taken.key_day {
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(d) = keys.get_mut(&key_id).filter(|d| d.day_start == day) {
