@@ -25,6 +25,8 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "team",
     "settings",
     "notifications",
+    "usage",
+    "installations",
     "publisher",
     "admin",
     "docs",

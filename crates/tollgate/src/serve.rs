@@ -88,6 +88,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let gateway = gateway(&config, &state).await?;
     let shutdown = CancellationToken::new();
     let app = tollgate_api::router(state.clone())
+        .merge(tollgate_web::router(
+            state.clone(),
+            tollgate_web::WebConfig {
+                rate_limits: [config.rate_limit_minute, config.rate_limit_hour, config.rate_limit_day],
+            },
+        ))
         .merge(gateway.router())
         .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
     let demo = if args.demo { crate::demo::seed(&state, &public_url(&config, &bound)).await? } else { Vec::new() };

@@ -1,0 +1,72 @@
+//! Tollgate's web UI: server-rendered pages from compile-checked templates (askama),
+//! built on the management API called in process.
+//!
+//! Architecture invariant: a page reads and acts only through `/api/v1` (see [`client`]),
+//! with the browser's own session and CSRF token, so there is one implementation of each
+//! action and the UI cannot skip a role or scope check. Nothing here touches the store.
+//!
+//! Every page works without JavaScript; `app.js` adds copy buttons, tab switching without
+//! a reload, confirmations and chart tooltips. Charts are inline SVG drawn by [`charts`].
+
+pub mod assets;
+pub mod charts;
+pub mod client;
+pub mod format;
+mod model;
+mod page;
+mod pages;
+pub mod snippets;
+
+use axum::Router;
+use axum::routing::{get, post};
+use client::Api;
+use std::sync::Arc;
+use tollgate_api::AppState;
+
+/// Settings of the UI that the API does not expose.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The gateway's default rate limits per member per agent (minute, hour, day; 0 =
+    /// unlimited), shown on an installation's settings.
+    pub rate_limits: [u64; 3],
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { rate_limits: [60, 1000, 10_000] }
+    }
+}
+
+/// What every page handler has.
+#[derive(Clone)]
+pub struct Web {
+    pub(crate) api: Api,
+    pub(crate) config: Arc<WebConfig>,
+}
+
+/// The UI's routes, over the API of `state`:
+/// `/`, `/store`, `/agents/{slug}`, `/signup`, `/login`, `/logout`, `/dashboard`,
+/// `/usage/{installation}`, and `/static/…`. Unknown paths get an HTML 404.
+pub fn router(state: AppState, config: WebConfig) -> Router {
+    let web = Web { api: Api::new(tollgate_api::router(state)), config: Arc::new(config) };
+    Router::new()
+        .route("/", get(pages::store::home))
+        .route("/store", get(pages::store::store))
+        .route("/agents/{slug}", get(pages::agent::agent))
+        .route("/agents/{slug}/install", post(pages::agent::install))
+        .route("/agents/{slug}/review", post(pages::agent::review))
+        .route("/signup", get(pages::auth::signup_page).post(pages::auth::signup))
+        .route("/login", get(pages::auth::login_page).post(pages::auth::login))
+        .route("/logout", post(pages::auth::logout))
+        .route("/dashboard", get(pages::dashboard::dashboard))
+        .route("/usage/{id}", get(pages::usage::usage))
+        .route("/usage/{id}/keys", post(pages::usage::create_key))
+        .route("/usage/{id}/keys/{key}/limits", post(pages::usage::key_limits))
+        .route("/usage/{id}/keys/{key}/revoke", post(pages::usage::revoke_key))
+        .route("/usage/{id}/timeout", post(pages::usage::task_timeout))
+        .route("/usage/{id}/uninstall", post(pages::usage::uninstall))
+        .route("/static/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
+        .fallback(pages::not_found)
+        .with_state(web)
+}
