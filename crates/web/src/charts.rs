@@ -21,6 +21,16 @@ pub enum Scale {
 }
 
 impl Scale {
+    /// The smallest top of an axis, so that an all-zero chart still has a sensible scale
+    /// (one call, one cent, ten milliseconds).
+    pub fn floor(self) -> i64 {
+        match self {
+            Scale::Count => 1,
+            Scale::Money => 10_000_000,
+            Scale::Millis => 10,
+        }
+    }
+
     /// `v` as a label.
     pub fn label(self, v: i64) -> String {
         match self {
@@ -252,7 +262,7 @@ pub fn line_chart(c: &LineChart) -> String {
         return empty(&id, &c.title, "No data for this range yet");
     }
     let max = c.series.iter().flat_map(|s| s.values.iter().copied()).max().unwrap_or(0);
-    let ticks = ticks(max);
+    let ticks = ticks(max.max(c.scale.floor()));
     let top = ticks.last().copied().unwrap_or(1);
     let names: Vec<&str> = c.series.iter().map(|s| s.name.as_str()).collect();
     let desc = format!(
@@ -338,7 +348,7 @@ pub fn bar_chart(c: &BarChart) -> String {
         return empty(&id, &c.title, "No data for this range yet");
     }
     let max = c.bars.iter().map(|b| b.value).max().unwrap_or(0);
-    let ticks = ticks(max);
+    let ticks = ticks(max.max(c.scale.floor()));
     let top = ticks.last().copied().unwrap_or(1);
     let desc = format!("{} bars; highest {}.", n, c.scale.label(max));
     let mut out = String::new();
@@ -447,6 +457,12 @@ mod tests {
         assert_eq!(svg.matches("<polygon").count(), 2);
         assert_eq!(svg.matches("class=\"swatch").count(), 2, "one legend entry per series");
         assert!(svg.contains("$1.50"));
+        let zero = LineChart { series: vec![Series { name: "Spend".into(), values: vec![0, 0] }], ..chart };
+        let zero = line_chart(&LineChart { x_labels: vec!["a".into(), "b".into()], ..zero });
+        assert!(
+            zero.contains(">$0.01</text>") && zero.contains(">$0.005</text>"),
+            "a zero chart's axis tops at a cent"
+        );
         assert_eq!(attr(&svg, "<circle", "cx"), "344.0", "a single point sits in the middle");
     }
 
