@@ -44,6 +44,7 @@ pub struct UserView {
     pub name: String,
     pub is_operator: bool,
     pub personal_org_id: String,
+    /// `light`, `dark` or `system` (follow the device).
     pub theme: String,
     pub email_notifications: bool,
     pub created_at: String,
@@ -106,6 +107,9 @@ pub struct MeView {
     pub user: UserView,
     pub orgs: Vec<OrgView>,
     pub invitations: Vec<InvitationView>,
+    /// How many of the caller's notifications are unread (null for an account token
+    /// without the `notifications:read` scope).
+    pub unread_notifications: Option<i64>,
     /// Present for cookie sessions.
     pub csrf_token: Option<String>,
 }

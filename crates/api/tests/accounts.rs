@@ -228,6 +228,11 @@ async fn account_tokens_scopes_expiry_limit_and_revocation() {
 async fn profile_updates_are_validated() {
     let app = TestApp::new().await;
     let user = app.user("ed@example.com").await;
+    assert_eq!(
+        app.get("/api/v1/me", &user.caller()).await.body["user"]["theme"],
+        "system",
+        "new users follow the device"
+    );
     let r = app
         .call(Method::PATCH, "/api/v1/me", Some(json!({"theme": "dark", "email_notifications": false})), &user.caller())
         .await;
@@ -237,6 +242,29 @@ async fn profile_updates_are_validated() {
     let bad = app.call(Method::PATCH, "/api/v1/me", Some(json!({"theme": "neon"})), &user.caller()).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.get("/api/v1/me", &user.caller()).await.body["user"]["theme"], "dark");
+    let back = app.call(Method::PATCH, "/api/v1/me", Some(json!({"theme": "system"})), &user.caller()).await;
+    assert_eq!((back.status, back.body["theme"].as_str()), (StatusCode::OK, Some("system")));
+}
+
+#[tokio::test]
+async fn me_counts_unread_notifications_for_callers_who_may_read_them() {
+    let app = TestApp::new().await;
+    let user = app.user("nia@example.com").await;
+    assert_eq!(app.get("/api/v1/me", &user.caller()).await.body["unread_notifications"], 0);
+    for title in ["one", "two"] {
+        app.store.notify(&user.id, "test", title, "", None).await.unwrap();
+    }
+    assert_eq!(app.get("/api/v1/me", &user.browser()).await.body["unread_notifications"], 2);
+    let list = app.get("/api/v1/notifications", &user.caller()).await;
+    let first = list.body[0]["id"].as_str().unwrap().to_string();
+    let r = app.post("/api/v1/notifications/read", json!({"id": first}), &user.caller()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/me", &user.caller()).await.body["unread_notifications"], 1);
+    let scoped = app.post("/api/v1/tokens", json!({"name": "read", "scopes": ["account:read"]}), &user.caller()).await;
+    let scoped = Caller { bearer: Some(scoped.body["token"].as_str().unwrap().into()), ..Caller::default() };
+    let me = app.get("/api/v1/me", &scoped).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["unread_notifications"], serde_json::Value::Null, "not without notifications:read");
 }
 
 #[tokio::test]

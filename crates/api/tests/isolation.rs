@@ -70,6 +70,8 @@ async fn snapshot(app: &TestApp, a: &TestUser, team: &str, inst: &str) -> Vec<Va
         format!("/api/v1/usage/audit?{range}"),
         format!("/api/v1/usage/audit/{A_CALL}"),
         format!("/api/v1/usage/audit.csv?{range}"),
+        format!("/api/v1/publisher/usage?{range}"),
+        format!("/api/v1/publisher/usage?{range}&agent=a-tool"),
     ] {
         let r = app.get(&path, &me).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
@@ -177,6 +179,9 @@ async fn another_org_can_neither_read_nor_change_anything() {
         (Method::GET, "/api/v1/usage/audit.csv".into(), None, &b_in_a_personal),
         (Method::GET, format!("/api/v1/usage/audit/{A_CALL}"), None, &b_in_a_personal),
         (Method::GET, format!("/api/v1/usage/audit/{A_CALL}"), None, &b_in_a_team),
+        (Method::GET, "/api/v1/publisher/usage?agent=a-tool".into(), None, &b_plain),
+        (Method::GET, "/api/v1/publisher/usage".into(), None, &b_in_a_personal),
+        (Method::GET, "/api/v1/publisher/usage?agent=a-tool".into(), None, &b_in_a_team),
     ];
     for (method, path, body, who) in &attempts {
         let r = app.call(method.clone(), path, body.clone(), who).await;
@@ -198,6 +203,7 @@ async fn another_org_can_neither_read_nor_change_anything() {
         "/api/v1/usage",
         "/api/v1/usage/audit",
         "/api/v1/usage/audit.csv",
+        "/api/v1/publisher/usage",
     ] {
         let body = app.get(path, &b_plain).await.body.to_string();
         for secret in [&team, &inst, &key_id, &a_token, &a.org_id, &"a-tool".to_string(), &A_CALL.to_string()] {

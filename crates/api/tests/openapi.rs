@@ -42,6 +42,7 @@ async fn committed_openapi_document_matches_the_code() {
         "/api/v1/usage/audit",
         "/api/v1/usage/audit/{id}",
         "/api/v1/usage/audit.csv",
+        "/api/v1/publisher/usage",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is missing from the OpenAPI document");
     }

@@ -17,6 +17,7 @@ pub struct User {
     pub name: String,
     pub is_operator: bool,
     pub personal_org_id: String,
+    /// `light`, `dark`, or `system` (follow the device; what new users start with).
     pub theme: String,
     pub email_notifications: bool,
     pub created_at: i64,
@@ -97,7 +98,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, is_operator, personal_org_id, created_at) VALUES ($1, $2, $3, $4, 0, $5, $6)",
+            "INSERT INTO users (id, email, name, password_hash, is_operator, personal_org_id, theme, created_at) \
+             VALUES ($1, $2, $3, $4, 0, $5, 'system', $6)",
         )
         .bind(&user_id)
         .bind(email)

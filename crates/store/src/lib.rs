@@ -15,6 +15,7 @@ pub mod changes;
 pub mod installs;
 pub mod ledger;
 pub mod orgs;
+pub mod publisher;
 pub mod testing;
 pub mod usage;
 

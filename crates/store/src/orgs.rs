@@ -406,6 +406,14 @@ impl Store {
             .collect()
     }
 
+    /// How many of a user's notifications are unread.
+    pub async fn unread_notifications(&self, user_id: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
     /// Marks one (or, with `None`, every unread) notification of a user read. A notification
     /// that is not the user's is [`StoreError::NotFound`]; one already read stays as it was.
     pub async fn mark_notifications_read(&self, user_id: &str, id: Option<&str>) -> Result<()> {

@@ -147,8 +147,13 @@ pub(crate) async fn me(State(state): State<AppState>, auth: Auth, headers: Heade
         }
         _ => None,
     };
+    let unread_notifications = match auth.require(Scope::NotificationsRead) {
+        Ok(()) => Some(state.store.unread_notifications(&auth.user.id).await?),
+        Err(_) => None,
+    };
     Ok(Json(MeView {
         user: (&auth.user).into(),
+        unread_notifications,
         orgs: orgs.iter().map(|(o, r)| OrgView::new(o, Some(*r))).collect(),
         invitations: invitations.iter().map(InvitationView::from).collect(),
         csrf_token,
@@ -160,7 +165,7 @@ pub(crate) async fn me(State(state): State<AppState>, auth: Auth, headers: Heade
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     pub name: Option<String>,
-    /// `light` or `dark`.
+    /// `light`, `dark`, or `system` (follow the device's setting; what new users start with).
     pub theme: Option<String>,
     pub email_notifications: Option<bool>,
 }
@@ -174,8 +179,8 @@ pub(crate) async fn update_me(
 ) -> ApiResult<Json<UserView>> {
     auth.require(Scope::AccountWrite)?;
     let name = req.name.as_deref().map(|n| validate::text("name", n, 100)).transpose()?;
-    if let Some(theme) = req.theme.as_deref().filter(|t| !["light", "dark"].contains(t)) {
-        return Err(ApiError::invalid("theme", format!("must be \"light\" or \"dark\", not \"{theme}\"")));
+    if let Some(theme) = req.theme.as_deref().filter(|t| !["light", "dark", "system"].contains(t)) {
+        return Err(ApiError::invalid("theme", format!("must be \"light\", \"dark\" or \"system\", not \"{theme}\"")));
     }
     let user =
         state.store.update_user(&auth.user.id, name.as_deref(), req.theme.as_deref(), req.email_notifications).await?;

@@ -4,6 +4,7 @@
 //! agent did not exist. The store and review lists are public. Upstream headers are
 //! write-only: sealed on the way in and never part of any response.
 
+mod earnings;
 /// Also publishing without HTTP (`list_agent`, `publish_version`) for the demo seeder and the CLI.
 pub(crate) mod publish;
 mod reviews;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
                 .delete(reviews::delete_review),
         )
         .route("/agents/{slug}/reviews/mine", get(reviews::my_review))
+        .route("/publisher/usage", get(earnings::publisher_usage))
         .route("/store/agents", get(storefront::store_agents))
         .route("/store/agents/{slug}", get(storefront::store_agent))
 }
@@ -41,7 +43,7 @@ pub(crate) fn routes() -> Router<AppState> {
 #[openapi(
     paths(
         publish::create_agent, publish::list_agents, publish::get_agent, publish::update_agent,
-        publish::create_version, publish::update_version,
+        publish::create_version, publish::update_version, earnings::publisher_usage,
         storefront::store_agents, storefront::store_agent,
         reviews::list_reviews, reviews::create_review, reviews::update_review, reviews::delete_review,
         reviews::my_review,

@@ -7,7 +7,7 @@
 //! listing, members and viewers see the id, name and prefix of their own keys only.
 
 mod csv;
-mod query;
+pub(crate) mod query;
 mod views;
 
 use crate::auth::OrgCtx;

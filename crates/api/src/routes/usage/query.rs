@@ -92,21 +92,30 @@ pub(crate) fn range(from: Option<&str>, to: Option<&str>, now: i64) -> ApiResult
 impl UsageQuery {
     /// The checked range and bucket width.
     pub fn range_and_bucket(&self, now: i64) -> ApiResult<(Range, Bucket)> {
-        let range = range(given(&self.from), given(&self.to), now)?;
-        let bucket = match given(&self.bucket) {
-            None => Bucket::for_range(range.from, range.to),
-            Some(raw) => {
-                Bucket::parse(raw).ok_or_else(|| ApiError::invalid("bucket", "must be \"hour\" or \"day\""))?
-            }
-        };
-        if bucket == Bucket::Hour && range.to - range.from > MAX_HOURLY_DAYS * DAY_MS {
-            return Err(ApiError::invalid(
-                "bucket",
-                format!("hourly buckets cover at most {MAX_HOURLY_DAYS} days; ask for \"day\" or a shorter range"),
-            ));
-        }
-        Ok((range, bucket))
+        range_and_bucket(given(&self.from), given(&self.to), given(&self.bucket), now)
     }
+}
+
+/// The checked range (as [`range`]) and bucket width: `bucket` as asked, else hours up to
+/// two days and days beyond; hours cover at most 31 days.
+pub(crate) fn range_and_bucket(
+    from: Option<&str>,
+    to: Option<&str>,
+    bucket: Option<&str>,
+    now: i64,
+) -> ApiResult<(Range, Bucket)> {
+    let range = range(from, to, now)?;
+    let bucket = match bucket {
+        None => Bucket::for_range(range.from, range.to),
+        Some(raw) => Bucket::parse(raw).ok_or_else(|| ApiError::invalid("bucket", "must be \"hour\" or \"day\""))?,
+    };
+    if bucket == Bucket::Hour && range.to - range.from > MAX_HOURLY_DAYS * DAY_MS {
+        return Err(ApiError::invalid(
+            "bucket",
+            format!("hourly buckets cover at most {MAX_HOURLY_DAYS} days; ask for \"day\" or a shorter range"),
+        ));
+    }
+    Ok((range, bucket))
 }
 
 fn filter_text(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
