@@ -21,6 +21,7 @@ mod proxy;
 mod report;
 mod seed;
 mod upstream;
+mod writer;
 
 pub use child::LISTENING;
 pub use payload::{EVENTS_PER_STREAM, JSON_TOOL, REQUEST_BYTES, STREAM_TOOL, request_body};
@@ -28,6 +29,7 @@ pub use proxy::serve_proxy;
 pub use report::{Billing, Check, Cpu, Latency, Memory, Report, Run, Settings, TargetResult, WorkloadReport};
 pub use seed::PRICE_USD;
 pub use upstream::serve_upstream;
+pub use writer::{MIN_SETTLED_PER_SECOND, WriterResult, measure as measure_writer};
 
 use child::{Process, Scratch, cpu_seconds, peak_rss};
 use hyper::header::HeaderValue;
@@ -179,6 +181,8 @@ pub struct Options {
     pub rate: u32,
     /// Gateway API keys to create and cycle through.
     pub keys: usize,
+    /// Settled calls for the ledger-writer measurement (0 = skip it).
+    pub writer_calls: usize,
     /// Print progress to stderr.
     pub verbose: bool,
 }
@@ -198,6 +202,7 @@ impl Options {
             duration: Duration::from_secs(10),
             rate: 1000,
             keys: 10_000,
+            writer_calls: 200_000,
             verbose: false,
         }
     }
@@ -210,6 +215,7 @@ impl Options {
             warmup: Duration::from_millis(300),
             duration: Duration::from_secs(1),
             keys: 100,
+            writer_calls: 10_000,
             ..Options::new(exe)
         }
     }
@@ -366,7 +372,13 @@ pub async fn run(options: Options) -> Result<Report, BenchError> {
         rate: options.rate,
         keys: if gateway.is_some() { options.keys } else { 0 },
     };
-    Ok(Report::new(settings, seed_seconds, &options.workloads, results, memory, billing))
+    let report = Report::new(settings, seed_seconds, &options.workloads, results, memory, billing);
+    if options.writer_calls == 0 {
+        return Ok(report);
+    }
+    options.say(&format!("the ledger writer alone: {} settled calls", options.writer_calls));
+    let writer = writer::measure(&scratch.join("writer"), options.writer_calls).await.map_err(BenchError::Load)?;
+    Ok(report.with_writer(writer))
 }
 
 /// The processes whose CPU time a run reports.

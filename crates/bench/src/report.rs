@@ -3,6 +3,7 @@
 
 use crate::load::Tally;
 use crate::seed::{PRICE_USD, nanos, usd};
+use crate::writer::{MIN_SETTLED_PER_SECOND, WriterResult};
 use crate::{Target, Workload};
 use serde::Serialize;
 use std::fmt::{self, Write as _};
@@ -25,6 +26,8 @@ pub struct Report {
     /// Peak RSS of each process, read after all the load.
     pub memory: Vec<Memory>,
     pub billing: Option<Billing>,
+    /// The ledger writer alone (settled calls committed a second).
+    pub writer: Option<WriterResult>,
     /// The targets the gateway is judged by, each met or missed.
     pub checks: Vec<Check>,
 }
@@ -244,7 +247,22 @@ impl Report {
                 "MB",
             ));
         }
-        Report { settings, seed_seconds, workloads, memory, billing, checks }
+        Report { settings, seed_seconds, workloads, memory, billing, writer: None, checks }
+    }
+
+    /// Adds the ledger writer's figure, and its target.
+    pub(crate) fn with_writer(mut self, writer: WriterResult) -> Self {
+        let rate = if writer.audited { writer.settled_per_second } else { 0.0 };
+        self.checks.push(check(
+            "writer.settled_per_second".into(),
+            format!("ledger writer alone on SQLite ({} calls, audited)", writer.calls),
+            rate,
+            MIN_SETTLED_PER_SECOND,
+            false,
+            "calls/s",
+        ));
+        self.writer = Some(writer);
+        self
     }
 
     /// Whether every check was met (true when there are none).
@@ -404,10 +422,12 @@ impl fmt::Display for Report {
                 let value = match c.unit.as_str() {
                     "×" => format!("{:.2}", c.value),
                     "ms" => format!("{:+.3} ms", c.value),
+                    "calls/s" => format!("{} /s", thousands(c.value)),
                     unit => format!("{:.1} {unit}", c.value),
                 };
                 let limit = match c.unit.as_str() {
                     "×" => format!("{:.2}", c.limit),
+                    "calls/s" => format!("{} /s", thousands(c.limit)),
                     unit => format!("{} {unit}", c.limit),
                 };
                 let rule = if c.at_most { "≤" } else { "≥" };
@@ -424,6 +444,16 @@ impl fmt::Display for Report {
         }
         if let Some(seconds) = self.seed_seconds {
             writeln!(f, "Seeding the gateway ({} keys) took {seconds:.1} s", s.keys)?;
+        }
+        if let Some(w) = &self.writer {
+            writeln!(
+                f,
+                "Ledger writer: {} settled calls (usage record, charge and fee transfers, lease draw) committed in {:.2} s: {} calls/s; audit {}",
+                w.calls,
+                w.seconds,
+                thousands(w.settled_per_second),
+                if w.audited { "passed" } else { "FAILED" }
+            )?;
         }
         Ok(())
     }

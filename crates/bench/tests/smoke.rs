@@ -28,6 +28,7 @@ async fn a_quick_benchmark_of_upstream_and_proxy_is_sane() {
     options.warmup = Duration::from_millis(200);
     options.duration = Duration::from_millis(1000);
     options.rate = 200;
+    options.writer_calls = 0;
     let report = tollgate_bench::run(options).await.unwrap();
     println!("{report}");
 
@@ -61,6 +62,16 @@ async fn a_quick_benchmark_of_upstream_and_proxy_is_sane() {
     assert!(json["workloads"][0]["targets"][0]["closed"]["latency"]["p99_us"].as_f64().unwrap() > 0.0);
     let text = report.to_string();
     assert!(text.contains("50 events per stream received"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_writer_benchmark_writes_and_audits_every_call() {
+    let dir = std::env::temp_dir().join(format!("tollgate-writer-bench-{}", std::process::id()));
+    let result = tollgate_bench::measure_writer(&dir, 3000).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(result.calls, 3000);
+    assert!(result.audited, "every call written with its transfers, the ledger balanced: {result:?}");
+    assert!(result.settled_per_second > 0.0 && result.seconds > 0.0);
 }
 
 /// Sends one POST to `/mcp` of a fresh in-process upstream.

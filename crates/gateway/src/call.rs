@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tollgate_domain::Nanos;
 use tollgate_domain::pricing::{Pricing, Tokens};
-use tollgate_domain::secret::new_id;
+use tollgate_domain::secret::ordered_id;
 use tollgate_domain::time::{next_utc_month, now_ms};
 use tollgate_metering::{Message, parse_request};
 use tollgate_store::ledger::{AccountKind, PLATFORM};
@@ -255,7 +255,7 @@ async fn hold_and_forward(
                 }
             }
         })?;
-    let request_id = new_id("req").map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let request_id = ordered_id("req");
     let url = if route.health {
         crate::upstream::health_url(&target.version.upstream_url)
     } else {

@@ -273,7 +273,7 @@ impl Settler {
             divergent: billed.divergent,
             parent_task_id: None,
         };
-        tracing::info!(
+        tracing::debug!(
             request.id = %record.id, agent.slug = %m.target.agent.slug, key.id = %key.id, function = %record.function_name,
             status = m.http_status, cost = %cost, duration_ms = record.latency_ms, error = error_code.unwrap_or(""),
             "call"

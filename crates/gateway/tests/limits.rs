@@ -297,10 +297,15 @@ async fn unreachable_slow_and_broken_agents_are_failed_calls() {
         c.connect_timeout = Duration::from_millis(300);
     })
     .await;
-    let (slow, _) = inspector(|_| {
-        std::thread::sleep(Duration::from_millis(800));
-        ok_answer("")
-    })
+    // Answers after 800 ms (asleep without holding a thread).
+    let slow = common::serve(axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let (_, content_type, body) = ok_answer("");
+            ([("content-type", content_type)], body)
+        }),
+    ))
     .await;
     let publisher = world.person("p@example.com").await;
     let consumer = world.person("c@example.com").await;

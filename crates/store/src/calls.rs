@@ -10,7 +10,7 @@ use crate::row::get;
 use crate::{Result, Store, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use tollgate_domain::Nanos;
-use tollgate_domain::secret::new_id;
+use tollgate_domain::secret::ordered_id;
 
 /// One gateway call's metadata — never its content.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -95,9 +95,11 @@ const TRANSFER_ARITY: usize = 9;
 /// (SQLite 32,766; PostgreSQL 65,535).
 const ROWS_PER_INSERT: usize = 200;
 
-/// `VALUES ($1, …), (…)` for `rows` rows of `arity` columns. Only placeholders are built
-/// here; every value is bound.
-fn values_clause(rows: usize, arity: usize) -> String {
+/// `VALUES (…), (…)` for `rows` rows of `arity` columns. Only placeholders are built here;
+/// every value is bound. PostgreSQL takes `$1, $2, …`; SQLite gets anonymous `?`s, which it
+/// binds in order — it looks a numbered placeholder up by a linear scan, which made large
+/// multi-row inserts quadratic in their number of values.
+fn values_clause(rows: usize, arity: usize, backend: crate::Backend) -> String {
     let mut sql = String::with_capacity(rows * arity * 5 + 8);
     sql.push_str(" VALUES ");
     let mut n = 0;
@@ -111,8 +113,13 @@ fn values_clause(rows: usize, arity: usize) -> String {
                 sql.push_str(", ");
             }
             n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            match backend {
+                crate::Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                crate::Backend::Sqlite => sql.push('?'),
+            }
         }
         sql.push(')');
     }
@@ -157,7 +164,7 @@ impl Store {
                 {
                     if amount > 0 {
                         made.push(NewCharge {
-                            id: new_id("tr")?,
+                            id: ordered_id("tr"),
                             key: format!("call:{}:{kind}", call.record.id),
                             debit: &charge.org_account,
                             credit,
@@ -176,7 +183,7 @@ impl Store {
         for (chunk, chunk_charges) in calls.chunks(ROWS_PER_INSERT).zip(charges.chunks(ROWS_PER_INSERT)) {
             let sql = format!(
                 "INSERT INTO usage_records ({RECORD_COLUMNS}){} ON CONFLICT (id) DO NOTHING RETURNING id",
-                values_clause(chunk.len(), RECORD_ARITY)
+                values_clause(chunk.len(), RECORD_ARITY, self.backend())
             );
             let mut query = sqlx::query(&sql);
             for (call, made) in chunk.iter().zip(chunk_charges) {
@@ -219,7 +226,7 @@ impl Store {
         for chunk in new_transfers.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}){}",
-                values_clause(chunk.len(), TRANSFER_ARITY)
+                values_clause(chunk.len(), TRANSFER_ARITY, self.backend())
             );
             let mut query = sqlx::query(&sql);
             for t in chunk {

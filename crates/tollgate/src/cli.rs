@@ -25,6 +25,50 @@ pub enum Command {
     Admin(AdminCommand),
     /// Print the effective configuration (secrets hidden).
     Config(ServeArgs),
+    /// Measure the gateway against a bare proxy and a minimal upstream on this machine.
+    Bench(BenchArgs),
+}
+
+/// Flags of `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// A few seconds per target and 100 keys, instead of the full run.
+    #[arg(long)]
+    pub quick: bool,
+    /// What to measure: upstream, proxy, gateway (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub targets: Option<Vec<tollgate_bench::Target>>,
+    /// Workloads: json, stream (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub workloads: Option<Vec<tollgate_bench::Workload>>,
+    /// Keep-alive connections of the load generator.
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Seconds of load before each measured window.
+    #[arg(long, value_name = "SECONDS")]
+    pub warmup: Option<f64>,
+    /// Seconds measured per run.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Requests per second of the open loop.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+    /// Gateway API keys to create and cycle through.
+    #[arg(long, value_name = "N")]
+    pub keys: Option<usize>,
+    /// Settled calls for the ledger-writer measurement (0 skips it).
+    #[arg(long, value_name = "N")]
+    pub writer_calls: Option<usize>,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Serve one of the benchmark's own processes (used by the benchmark itself).
+    #[arg(long, hide = true, value_name = "ROLE")]
+    pub role: Option<tollgate_bench::Role>,
+    #[arg(long, hide = true, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    #[arg(long, hide = true, value_name = "URL")]
+    pub target: Option<String>,
 }
 
 /// Flags every command shares.
@@ -183,7 +227,46 @@ pub async fn run(cli: Cli) -> Result<()> {
             print!("{}", args.load()?.redacted());
             Ok(())
         }
+        Command::Bench(args) => bench(args).await,
     }
+}
+
+/// `tollgate bench`: the whole benchmark, or (`--role`) one of its processes. Fails when a
+/// target is missed, so a script can gate on it.
+async fn bench(args: BenchArgs) -> Result<()> {
+    if let Some(role) = args.role {
+        return tollgate_bench::serve_role(role, &args.listen, args.target.as_deref()).await.map_err(Into::into);
+    }
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut options = if args.quick { tollgate_bench::Options::quick(exe) } else { tollgate_bench::Options::new(exe) };
+    options.verbose = !args.json;
+    if let Some(targets) = args.targets {
+        options.targets = targets;
+    }
+    if let Some(workloads) = args.workloads {
+        options.workloads = workloads;
+    }
+    let seconds = |s: f64| std::time::Duration::try_from_secs_f64(s).context("a number of seconds");
+    if let Some(s) = args.warmup {
+        options.warmup = seconds(s)?;
+    }
+    if let Some(s) = args.duration {
+        options.duration = seconds(s)?;
+    }
+    options.connections = args.connections.unwrap_or(options.connections);
+    options.rate = args.rate.unwrap_or(options.rate);
+    options.keys = args.keys.unwrap_or(options.keys);
+    options.writer_calls = args.writer_calls.unwrap_or(options.writer_calls);
+    let report = tollgate_bench::run(options).await?;
+    if args.json {
+        println!("{:#}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if !report.all_met() {
+        anyhow::bail!("a performance target was missed");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -104,6 +104,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         println!("{line}");
     }
     let stop = shutdown.clone();
+    // Small writes (SSE events, short JSON answers) go out at once, not after a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             signal.await;
