@@ -106,6 +106,8 @@ struct AgentTemplate {
     reviews_prev: Option<String>,
     reviews_next: Option<String>,
     mine: bool,
+    /// The viewer is in the agent's publisher org (no review form, a console link).
+    publishes: bool,
     review_form: FormState,
 }
 
@@ -270,13 +272,16 @@ async fn page(
                 Err(f)
             }
         })?;
-    let (mine, installed) = match viewer {
+    let (mine, installed, publishes) = match viewer {
         Some(_) => {
             let mine = web.api.get(&browser.caller, &format!("/api/v1/agents/{slug_path}/reviews/mine")).await?;
             let mine: Option<Review> = if mine.ok() { Some(mine.into_json()?) } else { None };
-            (mine, installation_of(web, &browser.caller, slug).await?)
+            // The publisher's own view answers only members of the agent's publisher org,
+            // whom the API does not let review it.
+            let publishes = web.api.get(&browser.caller, &format!("/api/v1/agents/{slug_path}")).await?.ok();
+            (mine, installation_of(web, &browser.caller, slug).await?, publishes)
         }
-        None => (None, None),
+        None => (None, None, false),
     };
     let tab = TABS.iter().find(|(k, _)| *k == shown.tab).map(|(k, _)| *k).unwrap_or("description");
     let tabs = TABS
@@ -360,6 +365,7 @@ async fn page(
         reviews_prev: (reviews.page > 1).then(|| review_href(reviews.page - 1)),
         reviews_next: (reviews.page < pages).then(|| review_href(reviews.page + 1)),
         mine: mine.is_some(),
+        publishes,
         review_form,
         a,
     };
