@@ -1,5 +1,6 @@
 // Tollgate's one script: small enhancements to pages that work without it.
-// Copy buttons, tab switching without a reload, confirmations, chart tooltips.
+// Copy buttons, tab switching without a reload, confirmations, chart tooltips,
+// selects that submit on change, and adding a function row to the version form.
 (function () {
   "use strict";
 
@@ -51,6 +52,45 @@
     var form = event.target;
     var question = form.getAttribute && form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // Selects that act at once: <select data-autosubmit> submits its form on change; the
+  // form's [data-autosubmit-button] is then not needed.
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    var button = select.form && select.form.querySelector("[data-autosubmit-button]");
+    if (button) button.hidden = true;
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+
+  // "Add another function": copies the last [data-fn-row] in place (names f<i>_… and ids
+  // fn-<i>-… renumbered, values cleared) instead of submitting for a longer form.
+  document.querySelectorAll("[data-add-row]").forEach(function (button) {
+    button.addEventListener("click", function (event) {
+      var form = button.form;
+      var rows = form.querySelectorAll("[data-fn-row]");
+      var count = form.querySelector("[data-row-count]");
+      if (!rows.length || !count) return;
+      event.preventDefault();
+      var last = rows[rows.length - 1];
+      var n = rows.length;
+      var copy = last.cloneNode(true);
+      copy.querySelectorAll("[name], [id], [for], [aria-describedby]").forEach(function (el) {
+        ["name", "id", "for", "aria-describedby"].forEach(function (attr) {
+          var v = el.getAttribute(attr);
+          if (v) el.setAttribute(attr, v.replace(/^f\d+_/, "f" + n + "_").replace(/fn-\d+-/g, "fn-" + n + "-"));
+        });
+        if (el.tagName === "INPUT") el.value = "";
+        if (el.tagName === "SELECT") el.selectedIndex = 0;
+        el.removeAttribute("aria-invalid");
+      });
+      copy.querySelectorAll(".error").forEach(function (e) { e.remove(); });
+      var legend = copy.querySelector("legend");
+      if (legend) legend.textContent = "Function " + (n + 1);
+      last.parentNode.insertBefore(copy, last.nextSibling);
+      count.value = String(n + 1);
+      var first = copy.querySelector("input");
+      if (first) first.focus();
+    });
   });
 
   // Chart tooltips from data-tip, on hover and on keyboard focus.

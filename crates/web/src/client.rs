@@ -33,12 +33,19 @@ pub struct Caller {
     pub forwarded_for: Vec<HeaderValue>,
     /// The TCP peer, for log-in throttling.
     pub peer: Option<SocketAddr>,
+    /// The org to act in, sent as `X-Tollgate-Org` (none: the personal org).
+    pub org: Option<String>,
 }
 
 impl Caller {
     /// The same caller, sending `csrf` as `X-CSRF-Token`.
     pub fn with_csrf(&self, csrf: &str) -> Caller {
         Caller { csrf: Some(csrf.to_string()), ..self.clone() }
+    }
+
+    /// The same caller, acting in `org`.
+    pub fn in_org(&self, org: &str) -> Caller {
+        Caller { org: Some(org.to_string()), ..self.clone() }
     }
 }
 
@@ -84,6 +91,16 @@ impl Failure {
 }
 
 impl Reply {
+    /// An answer read from its parts: the body as JSON, `Null` when empty, else a string.
+    pub fn from_raw(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Reply {
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into()))
+        };
+        Reply { status, headers, body }
+    }
+
     /// Whether the status is 2xx.
     pub fn ok(&self) -> bool {
         self.status.is_success()
@@ -134,12 +151,27 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply, Failure> {
+        let (status, headers, bytes) = self.send_raw(caller, method, path, body).await?;
+        Ok(Reply::from_raw(status, headers, &bytes))
+    }
+
+    /// Sends `method path` as [`Api::send`] does; answers the status, headers and body bytes.
+    pub async fn send_raw(
+        &self,
+        caller: &Caller,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, HeaderMap, axum::body::Bytes), Failure> {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(cookie) = &caller.cookie {
             req = req.header(header::COOKIE, cookie.clone());
         }
         if let Some(csrf) = &caller.csrf {
             req = req.header("x-csrf-token", csrf.as_str());
+        }
+        if let Some(org) = &caller.org {
+            req = req.header("x-tollgate-org", org.as_str());
         }
         for hop in &caller.forwarded_for {
             req = req.header("x-forwarded-for", hop.clone());
@@ -167,12 +199,7 @@ impl Api {
             .await
             .map_err(|e| Failure::internal(format!("reading {path}: {e}")))?
             .to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Ok(Reply { status, headers, body })
+        Ok((status, headers, bytes))
     }
 
     pub async fn get(&self, caller: &Caller, path: &str) -> Result<Reply, Failure> {
@@ -233,7 +260,8 @@ mod tests {
             let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             Json(json!({
                 "method": method.as_str(), "cookie": h("cookie"), "csrf": h("x-csrf-token"),
-                "content_type": h("content-type"), "forwarded": h("x-forwarded-for"), "body": body,
+                "content_type": h("content-type"), "forwarded": h("x-forwarded-for"), "org": h("x-tollgate-org"),
+                "body": body,
             }))
         }
         async fn refuse() -> (StatusCode, [(header::HeaderName, &'static str); 1], Json<Value>) {
@@ -273,6 +301,9 @@ mod tests {
         assert_eq!(r.body["method"], "GET");
         assert_eq!(r.body["cookie"], "tollgate_session=abc; other=1");
         assert_eq!(r.body["csrf"], Value::Null, "no CSRF token unless a form sent one");
+        assert_eq!(r.body["org"], Value::Null, "the personal org unless another is chosen");
+        let r = api.get(&browser().in_org("org_team"), "/echo").await.unwrap();
+        assert_eq!(r.body["org"], "org_team");
         assert_eq!(r.body["forwarded"], "203.0.113.7");
         let r = api.post(&browser().with_csrf("tok"), "/echo", &json!({"a": 1})).await.unwrap();
         assert_eq!(r.body["method"], "POST");

@@ -16,6 +16,7 @@ mod model;
 mod page;
 mod pages;
 pub mod snippets;
+pub mod stash;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -42,13 +43,27 @@ impl Default for WebConfig {
 pub struct Web {
     pub(crate) api: Api,
     pub(crate) config: Arc<WebConfig>,
+    /// Secrets waiting to be shown once (POST → 303 → GET).
+    pub(crate) stash: Arc<stash::Stash>,
+    /// Whether cookies the UI sets carry `Secure` (as the API's session cookie does).
+    pub(crate) cookie_secure: bool,
+    /// The platform's share of each charge, in basis points.
+    pub(crate) fee_bps: i64,
 }
 
 /// The UI's routes, over the API of `state`:
 /// `/`, `/store`, `/agents/{slug}`, `/signup`, `/login`, `/logout`, `/dashboard`,
-/// `/usage/{installation}`, and `/static/…`. Unknown paths get an HTML 404.
+/// `/usage/{installation}`, `/billing`, `/team`, `/invitations/{token}`,
+/// `/notifications`, `/settings`, `/publisher/…`, the forms they post to, and
+/// `/static/…`. Unknown paths get an HTML 404.
 pub fn router(state: AppState, config: WebConfig) -> Router {
-    let web = Web { api: Api::new(tollgate_api::router(state)), config: Arc::new(config) };
+    let web = Web {
+        cookie_secure: state.config.cookie_secure,
+        fee_bps: state.config.platform_fee_bps,
+        api: Api::new(tollgate_api::router(state)),
+        config: Arc::new(config),
+        stash: Arc::default(),
+    };
     Router::new()
         .route("/", get(pages::store::home))
         .route("/store", get(pages::store::store))
@@ -60,11 +75,42 @@ pub fn router(state: AppState, config: WebConfig) -> Router {
         .route("/logout", post(pages::auth::logout))
         .route("/dashboard", get(pages::dashboard::dashboard))
         .route("/usage/{id}", get(pages::usage::usage))
+        .route("/usage/{id}/audit.csv", get(pages::usage::audit_csv))
         .route("/usage/{id}/keys", post(pages::usage::create_key))
         .route("/usage/{id}/keys/{key}/limits", post(pages::usage::key_limits))
         .route("/usage/{id}/keys/{key}/revoke", post(pages::usage::revoke_key))
         .route("/usage/{id}/timeout", post(pages::usage::task_timeout))
         .route("/usage/{id}/uninstall", post(pages::usage::uninstall))
+        .route("/org", post(pages::team::switch))
+        .route("/billing", get(pages::billing::billing))
+        .route("/billing/budget", post(pages::billing::budget))
+        .route("/billing/auto-recharge", post(pages::billing::auto_recharge))
+        .route("/team", get(pages::team::team))
+        .route("/team/new", post(pages::team::create))
+        .route("/team/{org}/rename", post(pages::team::rename))
+        .route("/team/{org}/invite", post(pages::team::invite))
+        .route("/team/{org}/invitations/{id}/revoke", post(pages::team::revoke_invitation))
+        .route("/team/{org}/members/{user}/role", post(pages::team::change_role))
+        .route("/team/{org}/members/{user}/remove", post(pages::team::remove))
+        .route("/invitations/{token}", get(pages::team::invitation))
+        .route("/invitations/{token}/accept", post(pages::team::accept))
+        .route("/notifications", get(pages::notifications::notifications))
+        .route("/notifications/read", post(pages::notifications::mark_all_read))
+        .route("/notifications/{id}/read", post(pages::notifications::mark_read))
+        .route("/notifications/{id}/open", post(pages::notifications::open))
+        .route("/settings", get(pages::settings::settings))
+        .route("/settings/theme", post(pages::settings::theme))
+        .route("/settings/email", post(pages::settings::email))
+        .route("/settings/tokens", post(pages::settings::create_token))
+        .route("/settings/tokens/{id}/revoke", post(pages::settings::revoke_token))
+        .route("/publisher", get(pages::publisher::console))
+        .route("/publisher/new", get(pages::publisher::forms::new_agent).post(pages::publisher::forms::create_agent))
+        .route("/publisher/agents/{slug}", get(pages::publisher::agent))
+        .route(
+            "/publisher/agents/{slug}/versions/new",
+            get(pages::publisher::forms::new_version).post(pages::publisher::forms::publish_version),
+        )
+        .route("/publisher/agents/{slug}/versions/{version}/status", post(pages::publisher::set_status))
         .route("/static/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .fallback(pages::not_found)

@@ -6,16 +6,38 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
+    pub id: String,
+    pub email: String,
     pub name: String,
+    /// `light`, `dark` or `system`.
     #[serde(default)]
     pub theme: String,
+    #[serde(default)]
+    pub email_notifications: bool,
+    pub personal_org_id: String,
 }
 
+/// An org with the caller's role in it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrgRef {
     pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub personal: bool,
     #[serde(default)]
     pub role: Option<String>,
+}
+
+/// An invitation to join an org.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invitation {
+    pub id: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub expires_at: String,
 }
 
 /// `GET /api/v1/me`.
@@ -24,7 +46,165 @@ pub struct Me {
     pub user: User,
     #[serde(default)]
     pub orgs: Vec<OrgRef>,
+    #[serde(default)]
+    pub invitations: Vec<Invitation>,
+    #[serde(default)]
+    pub unread_notifications: Option<i64>,
     pub csrf_token: Option<String>,
+}
+
+/// A member of an org.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub joined_at: String,
+}
+
+/// `POST /api/v1/orgs/{org}/invitations`: the only time the link is there.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewInvitation {
+    pub invitation: Invitation,
+    pub accept_url: String,
+}
+
+/// A notification.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub link: Option<String>,
+    pub read: bool,
+    pub created_at: String,
+}
+
+/// An account token as listed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub created_at: String,
+    pub status: String,
+}
+
+/// An account token as created: the only time the secret is there.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+/// `GET /api/v1/billing/balance`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Balance {
+    pub balance: String,
+    pub available: String,
+    pub pending: String,
+    pub monthly_budget: Option<String>,
+    pub spent_this_month: String,
+    pub auto_recharge: Option<Value>,
+}
+
+/// A line of the transaction history.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Transaction {
+    pub kind: String,
+    pub amount: String,
+    pub memo: String,
+    pub created_at: String,
+}
+
+/// `GET /api/v1/billing/transactions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransactionPage {
+    pub transactions: Vec<Transaction>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+/// A version as its publisher sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublisherVersion {
+    #[serde(flatten)]
+    pub version: Version,
+    pub upstream_url: String,
+    pub has_upstream_headers: bool,
+}
+
+/// An agent as its publisher sees it (`GET /api/v1/agents`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublisherAgent {
+    pub slug: String,
+    pub name: String,
+    pub category: String,
+    pub protocol: String,
+    pub trust_score: i64,
+    pub listed: bool,
+    pub versions: Vec<PublisherVersion>,
+}
+
+/// Calls, errors and earnings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EarningsTotals {
+    pub calls: i64,
+    pub errors: i64,
+    pub error_rate: f64,
+    pub average_latency_ms: Option<f64>,
+    pub earnings: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EarningsPoint {
+    pub start: String,
+    pub calls: i64,
+    pub earnings: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VersionEarnings {
+    pub version: String,
+    #[serde(flatten)]
+    pub totals: EarningsTotals,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstallEarnings {
+    pub install_token: String,
+    #[serde(flatten)]
+    pub totals: EarningsTotals,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentEarnings {
+    pub slug: String,
+    pub installs: i64,
+    #[serde(flatten)]
+    pub totals: EarningsTotals,
+    #[serde(default)]
+    pub versions: Vec<VersionEarnings>,
+    #[serde(default)]
+    pub installations: Vec<InstallEarnings>,
+}
+
+/// `GET /api/v1/publisher/usage`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublisherUsage {
+    pub bucket: String,
+    #[serde(flatten)]
+    pub totals: EarningsTotals,
+    pub series: Vec<EarningsPoint>,
+    pub agents: Vec<AgentEarnings>,
 }
 
 /// A store card.

@@ -4,7 +4,8 @@
 use crate::Web;
 use crate::assets;
 use crate::client::{Caller, Failure, query};
-use crate::model::Me;
+use crate::model::{Me, OrgRef};
+use crate::stash::Secret;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -14,34 +15,130 @@ use axum::response::{Html, IntoResponse, Response};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// The browser's request: who it is for the API, and where it was going.
+/// The cookie naming the org the UI acts in (a team's id); absent, the personal org.
+pub const ORG_COOKIE: &str = "tollgate_org";
+
+/// The browser's request: who it is for the API, and where it was going. Extracting it
+/// reads `/api/v1/me` once (when a session cookie is there), so every page knows the
+/// signed-in person and the org the UI acts in without asking again.
 #[derive(Debug, Clone)]
 pub struct Browser {
+    /// The caller, acting in the chosen org when it is one of the person's teams.
     pub caller: Caller,
     /// The path and query asked for, to come back to after logging in.
     pub here: String,
+    viewer: Result<Option<Viewer>, Failure>,
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 impl FromRequestParts<Web> for Browser {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _web: &Web) -> Result<Browser, Self::Rejection> {
-        let caller = Caller {
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Browser, Self::Rejection> {
+        let mut caller = Caller {
             cookie: parts.headers.get(header::COOKIE).cloned(),
             csrf: None,
             forwarded_for: parts.headers.get_all("x-forwarded-for").iter().cloned().collect(),
             peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            org: None,
         };
         let here = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-        Ok(Browser { caller, here })
+        let viewer = match cookie(&parts.headers, tollgate_api::SESSION_COOKIE) {
+            Some(_) => load_viewer(web, &caller, cookie(&parts.headers, ORG_COOKIE), &here).await,
+            None => Ok(None),
+        };
+        if let Ok(Some(v)) = &viewer
+            && !v.org.personal
+        {
+            caller.org = Some(v.org.id.clone());
+        }
+        Ok(Browser { caller, here, viewer })
     }
 }
 
-/// A signed-in person and their session's CSRF token.
+/// The person behind `caller`'s session (`None` when it has ended), acting in `wanted` when
+/// that is one of their orgs, else in their personal org.
+async fn load_viewer(web: &Web, caller: &Caller, wanted: Option<&str>, here: &str) -> Result<Option<Viewer>, Failure> {
+    let reply = web.api.get(caller, "/api/v1/me").await?;
+    if reply.status == StatusCode::UNAUTHORIZED {
+        return Ok(None);
+    }
+    let me: Me = reply.into_json()?;
+    let csrf = me.csrf_token.clone().unwrap_or_default();
+    let personal = &me.user.personal_org_id;
+    let org = wanted
+        .and_then(|id| me.orgs.iter().find(|o| o.id == id))
+        .or_else(|| me.orgs.iter().find(|o| &o.id == personal))
+        .cloned()
+        .unwrap_or_else(|| OrgRef {
+            id: personal.clone(),
+            name: "Personal".into(),
+            personal: true,
+            role: Some("owner".into()),
+        });
+    Ok(Some(Viewer { me, csrf, org, here: here.to_string() }))
+}
+
+/// The `Set-Cookie` value that makes the UI act in `org` (a team), or, with `None`, in the
+/// personal org again.
+pub fn org_cookie(web: &Web, org: Option<&str>) -> HeaderValue {
+    let secure = if web.cookie_secure { "; Secure" } else { "" };
+    let value = match org.filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')) {
+        Some(id) => format!("{ORG_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"),
+        None => format!("{ORG_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    };
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("tollgate_org=; Path=/; Max-Age=0"))
+}
+
+/// `response` setting the org cookie to `org`.
+pub fn with_org_cookie(web: &Web, mut response: Response, org: Option<&str>) -> Response {
+    response.headers_mut().append(header::SET_COOKIE, org_cookie(web, org));
+    response
+}
+
+/// A signed-in person, their session's CSRF token and the org the UI acts in.
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub me: Me,
     pub csrf: String,
+    /// The org pages act in: the chosen team, or the personal org.
+    pub org: OrgRef,
+    /// The path asked for.
+    pub here: String,
+}
+
+impl Viewer {
+    /// The person's role in the org the UI acts in.
+    pub fn role(&self) -> &str {
+        self.org.role.as_deref().unwrap_or("viewer")
+    }
+
+    /// Owners and admins manage members, billing settings and installations.
+    pub fn can_admin(&self) -> bool {
+        matches!(self.role(), "owner" | "admin")
+    }
+
+    /// Everyone but viewers installs, creates keys and publishes.
+    pub fn can_write(&self) -> bool {
+        self.role() != "viewer"
+    }
+
+    /// Whether `token` is this session's CSRF token (for forms the UI handles itself).
+    pub fn csrf_ok(&self, token: &str) -> bool {
+        let (a, b) = (token.as_bytes(), self.csrf.as_bytes());
+        !b.is_empty() && a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 /// Why a page could not be shown.
@@ -141,17 +238,8 @@ pub fn render_status<T: Template>(status: StatusCode, page: &T) -> Response {
 }
 
 /// The signed-in person, if the session is live.
-pub async fn viewer(web: &Web, browser: &Browser) -> Result<Option<Viewer>, PageError> {
-    if browser.caller.cookie.is_none() {
-        return Ok(None);
-    }
-    let reply = web.api.get(&browser.caller, "/api/v1/me").await?;
-    if reply.status == StatusCode::UNAUTHORIZED {
-        return Ok(None);
-    }
-    let me: Me = reply.into_json()?;
-    let csrf = me.csrf_token.clone().unwrap_or_default();
-    Ok(Some(Viewer { me, csrf }))
+pub async fn viewer(_web: &Web, browser: &Browser) -> Result<Option<Viewer>, PageError> {
+    browser.viewer.clone().map_err(PageError::from)
 }
 
 /// The signed-in person, or a redirect to the log-in page and back here.
@@ -180,15 +268,43 @@ pub fn notice(code: &str) -> Option<Notice> {
         "timeout_saved" => ok("The task timeout is saved."),
         "review_saved" => ok("Your review is saved."),
         "review_deleted" => ok("Your review is deleted."),
+        "switched" => ok("Switched organization: pages now show and act in it."),
+        "team_created" => ok("Team created. Invite people below; you are its owner."),
+        "renamed" => ok("The team's name is saved."),
+        "invitation_revoked" => ok("The invitation is revoked; its link no longer works."),
+        "role_changed" => ok("The member's role is changed."),
+        "member_removed" => ok("The member is removed, and their keys in this team are revoked."),
+        "left_team" => ok("You left the team. Your keys in it are revoked."),
+        "joined" => ok("You joined the team. Pages now show and act in it."),
+        "budget_saved" => ok("The monthly budget is saved."),
+        "budget_removed" => ok("The monthly budget is removed: calls are no longer capped by spend."),
+        "recharge_saved" => ok("The auto-recharge settings are saved."),
+        "theme_saved" => ok("Your theme is saved."),
+        "email_saved" => ok("Your email preference is saved."),
+        "token_revoked" => ok("The token is revoked; requests with it are refused from now on."),
+        "read" => ok("Marked as read."),
+        "all_read" => ok("Every notification is marked as read."),
+        "agent_created" => ok("The agent is created. Publish a version to list it in the store."),
+        "version_published" => ok("The version is published and listed in the store."),
+        "status_saved" => ok("The version's status is saved."),
         _ => None,
     }
+}
+
+/// An org the person can switch to, in the header.
+#[derive(Debug, Clone)]
+pub struct OrgChoice {
+    pub id: String,
+    pub name: String,
+    pub current: bool,
 }
 
 /// What the layout shows around every page.
 #[derive(Debug, Clone)]
 pub struct Chrome {
     pub title: String,
-    /// The nav entry to mark current: `store`, `dashboard` or empty.
+    /// The nav entry to mark current: `store`, `dashboard`, `billing`, `team`,
+    /// `publisher`, `notifications`, `settings` or empty.
     pub nav: &'static str,
     /// The signed-in person's name, if any.
     pub user: Option<String>,
@@ -196,6 +312,12 @@ pub struct Chrome {
     /// `light`, `dark`, or empty to follow the system.
     pub theme: String,
     pub notice: Option<Notice>,
+    /// Unread notifications.
+    pub unread: i64,
+    /// The orgs to switch between (empty when the person has only their personal one).
+    pub orgs: Vec<OrgChoice>,
+    /// The path shown, to come back to after switching org.
+    pub here: String,
     pub css: String,
     pub js: String,
     pub logo: String,
@@ -204,6 +326,19 @@ pub struct Chrome {
 impl Chrome {
     /// The layout for `viewer` (or nobody).
     pub fn new(title: &str, nav: &'static str, viewer: Option<&Viewer>) -> Chrome {
+        let orgs = match viewer {
+            Some(v) if v.me.orgs.len() > 1 => {
+                v.me.orgs
+                    .iter()
+                    .map(|o| OrgChoice {
+                        id: o.id.clone(),
+                        name: if o.personal { format!("{} (personal)", o.name) } else { o.name.clone() },
+                        current: o.id == v.org.id,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Chrome {
             title: title.to_string(),
             nav,
@@ -211,6 +346,9 @@ impl Chrome {
             csrf: viewer.map(|v| v.csrf.clone()).unwrap_or_default(),
             theme: viewer.map(|v| v.me.user.theme.clone()).filter(|t| t == "light" || t == "dark").unwrap_or_default(),
             notice: None,
+            unread: viewer.and_then(|v| v.me.unread_notifications).unwrap_or(0),
+            orgs,
+            here: viewer.map(|v| v.here.clone()).unwrap_or_default(),
             css: assets::url("app.css"),
             js: assets::url("app.js"),
             logo: assets::url("logo.svg"),
@@ -243,6 +381,11 @@ impl FormData {
     /// The first value of `name`, or "".
     pub fn get(&self, name: &str) -> &str {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    /// Every value of `name` (checkboxes sharing a name), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The form's CSRF token (the hidden `csrf` field).
@@ -318,10 +461,114 @@ impl FormState {
     }
 }
 
+/// Whether the API refused for a missing or wrong CSRF token (shown as "form expired").
+pub fn is_csrf(f: &Failure) -> bool {
+    f.status == StatusCode::FORBIDDEN && f.message.contains("CSRF")
+}
+
+/// A refusal that is not about the form's values: shown as an error page.
+pub fn not_a_form_error(f: &Failure) -> bool {
+    !matches!(f.status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST)
+}
+
+/// Who owns what this session stashes: the SHA-256 of its session cookie.
+pub fn session_owner(browser: &Browser) -> Option<String> {
+    let headers = browser.caller.cookie.as_ref()?.to_str().ok()?;
+    let value = headers
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == tollgate_api::SESSION_COOKIE)
+        .map(|(_, v)| v)?;
+    Some(tollgate_domain::secret::sha256_hex(value.as_bytes()))
+}
+
+/// A 303 to `path` with the query `pairs` and `shown=<nonce>` for `secret`, stashed for
+/// this session, then `fragment`. Without a session (or a nonce) the page it leads to says
+/// the secret can no longer be shown.
+pub fn show_once(
+    web: &Web,
+    browser: &Browser,
+    secret: Secret,
+    path: &str,
+    pairs: &[(&str, &str)],
+    fragment: &str,
+) -> Response {
+    let nonce = session_owner(browser).and_then(|owner| web.stash.put(&owner, secret)).unwrap_or_else(|| "-".into());
+    let mut all = pairs.to_vec();
+    all.push(("shown", &nonce));
+    see_other(&format!("{path}{}{fragment}", query(&all)))
+}
+
+/// What `?shown=` asks to show once.
+#[derive(Debug, Clone, Default)]
+pub enum Reveal {
+    /// Nothing was asked for.
+    #[default]
+    Nothing,
+    /// The secret, this once.
+    Secret(Secret),
+    /// Asked for, but already shown, expired, or never stashed here.
+    Gone,
+}
+
+impl Reveal {
+    /// The secret of `kind` the query's `shown` nonce names, taken out of the stash.
+    pub fn take(web: &Web, browser: &Browser, q: &HashMap<String, String>, kind: &str) -> Reveal {
+        let nonce = param(q, "shown");
+        if nonce.is_empty() {
+            return Reveal::Nothing;
+        }
+        match session_owner(browser).and_then(|owner| web.stash.take(&owner, nonce)) {
+            Some(secret) if secret.kind == kind => Reveal::Secret(secret),
+            _ => Reveal::Gone,
+        }
+    }
+
+    /// The secret, if there is one to show.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            Reveal::Secret(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether a secret was asked for but can no longer be shown.
+    pub fn gone(&self) -> bool {
+        matches!(self, Reveal::Gone)
+    }
+
+    /// The response, marked never to be cached when it holds a secret.
+    pub fn protect(&self, mut response: Response) -> Response {
+        if self.secret().is_some() {
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
+    }
+}
+
 /// A local path to go to after logging in: `next` when it is one, else `fallback`.
 pub fn local_path<'a>(next: &'a str, fallback: &'a str) -> &'a str {
     let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.starts_with("/login");
     if ok && !next.chars().any(char::is_control) { next } else { fallback }
+}
+
+/// A day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The date range of a form: `from` and `to` as typed, or the last 30 days (UTC dates,
+/// `to` inclusive, as the API reads them).
+pub fn date_range(q: &HashMap<String, String>) -> (String, String) {
+    let day = |ms: i64| -> String { tollgate_domain::time::rfc3339(ms).chars().take(10).collect() };
+    let now = tollgate_domain::time::now_ms();
+    let from = match param(q, "from") {
+        "" => day(now - 29 * DAY_MS),
+        f => f.to_string(),
+    };
+    let to = match param(q, "to") {
+        "" => day(now),
+        t => t.to_string(),
+    };
+    (from, to)
 }
 
 /// The query parameter `name` of a raw query map, or "".

@@ -109,14 +109,42 @@ async fn log_out_needs_the_sessions_csrf_token() {
 #[tokio::test]
 async fn signed_out_visitors_are_sent_to_log_in_and_back() {
     let w = World::new().await;
-    for path in ["/dashboard", "/usage/ins_x?tab=audit"] {
+    for path in [
+        "/dashboard",
+        "/usage/ins_x?tab=audit",
+        "/billing",
+        "/team",
+        "/notifications",
+        "/settings",
+        "/publisher",
+        "/publisher/new",
+        "/publisher/agents/x",
+        "/publisher/agents/x/versions/new",
+        "/invitations/tg_inv_x",
+    ] {
         let page = w.get(path, None).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
         let next = form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
         assert_eq!(page.location(), format!("/login?next={next}"));
     }
-    let forged = w.form("/usage/ins_x/keys", &[("name", "k")], None).await;
-    assert_eq!(forged.status, StatusCode::SEE_OTHER, "forms too");
+    for form in [
+        "/usage/ins_x/keys",
+        "/billing/budget",
+        "/billing/auto-recharge",
+        "/team/new",
+        "/team/org_x/invite",
+        "/invitations/tg_inv_x/accept",
+        "/notifications/read",
+        "/settings/theme",
+        "/settings/tokens",
+        "/publisher/new",
+        "/publisher/agents/x/versions/new",
+        "/org",
+    ] {
+        let forged = w.form(form, &[("name", "k")], None).await;
+        assert_eq!(forged.status, StatusCode::SEE_OTHER, "forms too: {form}");
+        assert!(forged.location().starts_with("/login?next="), "{form}");
+    }
     // The store is public.
     assert_eq!(w.get("/store", None).await.status, StatusCode::OK);
     assert_eq!(w.get("/", None).await.location(), "/store");

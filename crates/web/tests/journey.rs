@@ -41,6 +41,7 @@ async fn install_key_call_watch_and_revoke() {
 
     let id = w.install(&ada, "echo").await;
     let created = w.submit(&format!("/usage/{id}/keys"), &[("name", "laptop")], &ada).await;
+    let created = w.follow(&created, Some(&ada)).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.html);
     let key = created.testid_text("new-key-value");
 

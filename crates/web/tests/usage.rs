@@ -37,9 +37,16 @@ async fn every_tab_renders_for_the_installations_org_and_is_404_for_others() {
     settings.assert_lacks("data-testid=\"task-timeout\"");
     let audit = w.get(&format!("/usage/{id}?tab=audit&q=echo&status=error"), Some(&ada)).await;
     audit.assert_contains("No calls match");
-    audit.assert_contains(&format!("href=\"/api/v1/usage/audit.csv?installation={id}&#38;q=echo&#38;status=error\""));
+    audit.assert_contains(&format!("href=\"/usage/{id}/audit.csv?q=echo&#38;status=error\""));
+    let csv = w.get(&format!("/usage/{id}/audit.csv?q=echo&status=error"), Some(&ada)).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"tollgate-usage-"));
+    assert_eq!(csv.headers["x-tollgate-export-rows"], "0");
+    assert!(csv.html.starts_with("time,request_id,"), "{}", csv.html);
 
     let eve = w.person("eve@example.com").await;
+    assert_eq!(w.get(&format!("/usage/{id}/audit.csv"), Some(&eve)).await.status, StatusCode::NOT_FOUND);
     for tab in ["details", "settings", "audit"] {
         let page = w.get(&format!("/usage/{id}?tab={tab}"), Some(&eve)).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{tab}");
@@ -75,10 +82,15 @@ async fn a_new_key_is_shown_once_then_only_its_prefix() {
             &ada,
         )
         .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "POST → 303 → GET: {}", page.html);
+    let location = page.location().to_string();
+    assert!(location.starts_with(&format!("/usage/{id}?tab=settings&shown=")) && location.ends_with("#new-key"));
+    let page = w.follow(&page, Some(&ada)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert_eq!(page.headers["cache-control"], "no-store");
     check_html(&page.html);
     let secret = page.testid_text("new-key-value");
+    assert!(!location.contains(&secret[4..]), "the secret is never in a URL");
     assert!(secret.starts_with("tgk_echo-agent_"), "{secret}");
     page.assert_contains("you will not see it again");
     page.assert_contains(&format!("Bearer {secret}"));
@@ -94,6 +106,14 @@ async fn a_new_key_is_shown_once_then_only_its_prefix() {
     later.assert_lacks(&secret);
     later.assert_lacks("data-testid=\"new-key\"");
     check_html(&later.html);
+
+    // A reload of the page that showed it neither shows it again nor makes another key.
+    let reload = w.get(location.split('#').next().unwrap(), Some(&ada)).await;
+    assert_eq!(reload.status, StatusCode::OK);
+    reload.assert_lacks(&secret);
+    reload.assert_contains("data-testid=\"key-gone\"");
+    let (_, keys) = w.api(Method::GET, &format!("/api/v1/installations/{id}/keys"), None, &ada).await;
+    assert_eq!(keys.as_array().unwrap().len(), 1, "one key, however often the page is reloaded");
 }
 
 #[tokio::test]

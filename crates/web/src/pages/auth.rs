@@ -5,6 +5,7 @@ use crate::Web;
 use crate::client::{Failure, Reply};
 use crate::page::{
     Browser, Chrome, FormData, FormState, PageError, PageResult, local_path, param, render_status, see_other, viewer,
+    with_org_cookie,
 };
 use askama::Template;
 use axum::extract::{Query, State};
@@ -134,7 +135,7 @@ pub async fn signup(State(web): State<Web>, browser: Browser, data: FormData) ->
 pub async fn logout(State(web): State<Web>, browser: Browser, data: FormData) -> PageResult {
     let reply = web.api.post(&browser.caller.with_csrf(data.csrf()), "/api/v1/auth/logout", &json!({})).await?;
     match reply.status {
-        s if s.is_success() => Ok(with_cookies(&reply, "/login?notice=logged_out")),
+        s if s.is_success() => Ok(with_org_cookie(&web, with_cookies(&reply, "/login?notice=logged_out"), None)),
         StatusCode::UNAUTHORIZED => Ok(see_other("/login").into_response()),
         _ => Err(PageError::Failure(reply.failure())),
     }

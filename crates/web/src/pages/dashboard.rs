@@ -5,16 +5,13 @@ use crate::Web;
 use crate::charts::{LineChart, Scale, Series, line_chart, sparkline};
 use crate::client::{query, segment};
 use crate::format;
-use crate::model::{Installation, Usage};
-use crate::page::{Browser, Chrome, FormState, PageResult, param, render_status, signed_in};
+use crate::model::{Balance, Installation, Usage};
+use crate::page::{Browser, Chrome, DAY_MS, FormState, PageResult, date_range, render_status, signed_in};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use std::collections::HashMap;
 use tollgate_domain::time::{now_ms, rfc3339};
-
-const DAY_MS: i64 = 86_400_000;
 
 pub struct AgentRow {
     pub name: String,
@@ -44,16 +41,6 @@ struct DashboardTemplate {
     agents: Vec<AgentRow>,
 }
 
-#[derive(Deserialize)]
-struct Balance {
-    balance: String,
-}
-
-/// The UTC date of `ms`.
-fn day(ms: i64) -> String {
-    rfc3339(ms).chars().take(10).collect()
-}
-
 /// `GET /dashboard?from=&to=`.
 pub async fn dashboard(
     State(web): State<Web>,
@@ -69,14 +56,7 @@ pub async fn dashboard(
             &format!("/api/v1/usage{}", query(&[("from", &rfc3339(now - DAY_MS)), ("bucket", "hour")])),
         )
         .await?;
-    let from = match param(&q, "from") {
-        "" => day(now - 29 * DAY_MS),
-        f => f.to_string(),
-    };
-    let to = match param(&q, "to") {
-        "" => day(now),
-        t => t.to_string(),
-    };
+    let (from, to) = date_range(&q);
     let mut form = FormState::with(&[("from", from.clone()), ("to", to.clone())]);
     let reply =
         web.api.get(&browser.caller, &format!("/api/v1/usage{}", query(&[("from", &from), ("to", &to)]))).await?;

@@ -2,8 +2,13 @@
 
 pub mod agent;
 pub mod auth;
+pub mod billing;
 pub mod dashboard;
+pub mod notifications;
+pub mod publisher;
+pub mod settings;
 pub mod store;
+pub mod team;
 pub mod usage;
 
 use crate::page::PageError;

@@ -77,10 +77,10 @@ struct StoreTemplate {
 }
 
 /// Suggestions for the filters (any value may be typed).
-const CATEGORIES: [&str; 8] =
+pub(crate) const CATEGORIES: [&str; 8] =
     ["productivity", "communication", "security", "devtools", "analytics", "sales", "research", "data"];
-const PLATFORMS: [&str; 6] = ["Claude Desktop", "Claude Code", "Cursor", "Windsurf", "VS Code", "ChatGPT"];
-const CAPABILITIES: [&str; 7] =
+pub(crate) const PLATFORMS: [&str; 6] = ["Claude Desktop", "Claude Code", "Cursor", "Windsurf", "VS Code", "ChatGPT"];
+pub(crate) const CAPABILITIES: [&str; 7] =
     ["reasoning", "planning", "rag", "semantic search", "code generation", "summarization", "web search"];
 
 /// `/store?…` with `page` and the filters of `q`.

@@ -4,22 +4,21 @@
 
 use crate::Web;
 use crate::charts::{Bar, BarChart, LineChart, Scale, Series, bar_chart, line_chart};
-use crate::client::{Caller, Failure, query, segment};
+use crate::client::{Caller, Reply, query, segment};
 use crate::format;
 use crate::model::{AgentDetail, AuditPage, AuditRow, Installation, Key, NewKey, Usage};
 use crate::page::{
-    Browser, Chrome, FormData, FormState, PageError, PageResult, Viewer, param, render_status, see_other, sentence,
-    signed_in,
+    Browser, Chrome, FormData, FormState, PageError, PageResult, Reveal, Viewer, date_range, not_a_form_error, param,
+    render_status, see_other, sentence, show_once, signed_in,
 };
 use crate::snippets::{Target, snippets};
+use crate::stash::Secret;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use tollgate_domain::time::{now_ms, rfc3339};
 
-const DAY_MS: i64 = 86_400_000;
 /// The limit fields of a key's form, as the API names them.
 const LIMITS: [&str; 4] = ["requests", "input_tokens", "output_tokens", "cache_tokens"];
 /// Audit rows per page.
@@ -93,6 +92,8 @@ pub struct NewKeyShown {
 pub struct Settings {
     pub keys: Vec<KeyRow>,
     pub new_key: Option<NewKeyShown>,
+    /// A key was to be shown, but can no longer be.
+    pub key_gone: bool,
     pub create: FormState,
     pub rate_limits: Vec<(&'static str, String)>,
     pub a2a: bool,
@@ -152,6 +153,8 @@ struct Ctx {
     viewer: Viewer,
     inst: Installation,
     agent: Option<AgentDetail>,
+    /// The browser's caller, acting in the installation's org.
+    caller: Caller,
 }
 
 impl Ctx {
@@ -177,29 +180,12 @@ async fn load(web: &Web, browser: &Browser, id: &str) -> Result<Ctx, PageError> 
     let viewer = signed_in(web, browser).await?;
     let inst: Installation = web.api.read(&browser.caller, &format!("/api/v1/installations/{}", segment(id))).await?;
     let agent = web.api.read(&browser.caller, &format!("/api/v1/store/agents/{}", segment(&inst.agent))).await.ok();
-    Ok(Ctx { viewer, inst, agent })
-}
-
-fn day(ms: i64) -> String {
-    rfc3339(ms).chars().take(10).collect()
-}
-
-/// The range of a form: `from`/`to` as typed, or the last 30 days.
-fn range(q: &HashMap<String, String>) -> (String, String) {
-    let now = now_ms();
-    let from = match param(q, "from") {
-        "" => day(now - 29 * DAY_MS),
-        f => f.to_string(),
-    };
-    let to = match param(q, "to") {
-        "" => day(now),
-        t => t.to_string(),
-    };
-    (from, to)
+    let caller = browser.caller.in_org(&inst.org_id);
+    Ok(Ctx { viewer, inst, agent, caller })
 }
 
 async fn details(web: &Web, caller: &Caller, ctx: &Ctx, q: &HashMap<String, String>) -> Result<Details, PageError> {
-    let (from, to) = range(q);
+    let (from, to) = date_range(q);
     let mut form = FormState::with(&[("from", from.clone()), ("to", to.clone())]);
     let path = format!("/api/v1/usage{}", query(&[("installation", &ctx.inst.id), ("from", &from), ("to", &to)]));
     let reply = web.api.get(caller, &path).await?;
@@ -357,7 +343,7 @@ async fn details(web: &Web, caller: &Caller, ctx: &Ctx, q: &HashMap<String, Stri
 /// What a settings tab shows besides the data: a key just made, forms as typed.
 #[derive(Default)]
 struct SettingsState {
-    new_key: Option<NewKey>,
+    reveal: Reveal,
     create: Option<FormState>,
     key_form: Option<(String, FormState)>,
     timeout: Option<FormState>,
@@ -422,7 +408,11 @@ async fn settings(web: &Web, caller: &Caller, ctx: &Ctx, state: SettingsState) -
             }
         })
         .collect();
-    let new_key = state.new_key.map(|k| {
+    let shown = state.reveal.secret().map(|s| {
+        let prefix = keys.iter().find(|k| k.id == s.about).map(|k| k.prefix.clone()).unwrap_or_default();
+        NewKey { id: s.about.clone(), name: s.label.clone(), prefix, key: s.value.clone() }
+    });
+    let new_key = shown.map(|k| {
         let curl = match version {
             Some(v) => {
                 let target = Target {
@@ -444,6 +434,7 @@ async fn settings(web: &Web, caller: &Caller, ctx: &Ctx, state: SettingsState) -
     Ok(Settings {
         keys: rows,
         new_key,
+        key_gone: state.reveal.gone(),
         create: state
             .create
             .unwrap_or_else(|| FormState::with(&LIMITS.iter().map(|l| (*l, "0".to_string())).collect::<Vec<_>>())),
@@ -470,7 +461,7 @@ async fn audit(web: &Web, caller: &Caller, ctx: &Ctx, q: &HashMap<String, String
     let mut form = FormState::with(&values);
     let mut pairs: Vec<(&str, &str)> = vec![("installation", &ctx.inst.id)];
     pairs.extend(values.iter().map(|(k, v)| (*k, v.as_str())));
-    let csv = format!("/api/v1/usage/audit.csv{}", query(&pairs));
+    let csv = format!("{}/audit.csv{}", ctx.base(), query(&pairs[1..]));
     let per_page = AUDIT_PER_PAGE.to_string();
     let mut page_pairs = pairs.clone();
     page_pairs.push(("page", param(q, "page")));
@@ -594,7 +585,6 @@ fn detail_rows(r: &AuditRow) -> Vec<(&'static str, String)> {
 /// Renders the page for `tab` of `ctx`.
 async fn render_tab(
     web: &Web,
-    browser: &Browser,
     ctx: Ctx,
     tab: &str,
     q: &HashMap<String, String>,
@@ -602,7 +592,7 @@ async fn render_tab(
     status: StatusCode,
 ) -> PageResult {
     let tab = TABS.iter().find(|(k, _)| *k == tab).map(|(k, _)| *k).unwrap_or("details");
-    let caller = &browser.caller;
+    let caller = &ctx.caller.clone();
     let (mut d, mut s, mut a) = (None, None, None);
     match tab {
         "settings" => s = Some(settings(web, caller, &ctx, state).await?),
@@ -647,12 +637,11 @@ pub async fn usage(
 ) -> PageResult {
     let ctx = load(&web, &browser, &id).await?;
     let tab = param(&q, "tab").to_string();
-    render_tab(&web, &browser, ctx, &tab, &q, SettingsState::default(), StatusCode::OK).await
-}
-
-/// A refusal that is not about the form's values: shown as an error page.
-fn not_a_form_error(f: &Failure) -> bool {
-    !matches!(f.status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST)
+    let state = match tab.as_str() {
+        "settings" => SettingsState { reveal: Reveal::take(&web, &browser, &q, "key"), ..SettingsState::default() },
+        _ => SettingsState::default(),
+    };
+    render_tab(&web, ctx, &tab, &q, state, StatusCode::OK).await
 }
 
 /// The daily limits typed into a form, or the form with errors next to the fields that
@@ -695,8 +684,7 @@ pub async fn create_key(
     let limits = match limits_of(&data) {
         Ok(l) => l,
         Err(form) => {
-            return render_tab(&web, &browser, ctx, "settings", &q, failed(form), StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+            return render_tab(&web, ctx, "settings", &q, failed(form), StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     let body = json!({"name": data.get("name"), "daily_limits": limits});
@@ -705,8 +693,8 @@ pub async fn create_key(
     if reply.ok() {
         let key: NewKey = reply.into_json()?;
         tracing::info!(key.id = %key.id, "key created from the web UI");
-        let state = SettingsState { new_key: Some(key), ..SettingsState::default() };
-        return render_tab(&web, &browser, ctx, "settings", &q, state, StatusCode::OK).await;
+        let secret = Secret { kind: "key", about: key.id, label: key.name, value: key.key };
+        return Ok(show_once(&web, &browser, secret, &ctx.base(), &[("tab", "settings")], "#new-key"));
     }
     let f = reply.failure();
     if not_a_form_error(&f) {
@@ -715,7 +703,7 @@ pub async fn create_key(
     let mut known = vec!["name"];
     known.extend(LIMITS);
     let form = FormState::from_data(&data).fail(&f, &LIMIT_FIELDS, &known);
-    render_tab(&web, &browser, ctx, "settings", &q, failed(form), f.status).await
+    render_tab(&web, ctx, "settings", &q, failed(form), f.status).await
 }
 
 /// `POST /usage/{id}/keys/{key}/limits`: changes a key's daily limits.
@@ -731,8 +719,7 @@ pub async fn key_limits(
     let limits = match limits_of(&data) {
         Ok(l) => l,
         Err(form) => {
-            return render_tab(&web, &browser, ctx, "settings", &q, failed(form), StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+            return render_tab(&web, ctx, "settings", &q, failed(form), StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     let caller = browser.caller.with_csrf(data.csrf());
@@ -746,7 +733,7 @@ pub async fn key_limits(
         return Err(PageError::Failure(f));
     }
     let form = FormState::from_data(&data).fail(&f, &LIMIT_FIELDS, &LIMITS);
-    render_tab(&web, &browser, ctx, "settings", &q, failed(form), f.status).await
+    render_tab(&web, ctx, "settings", &q, failed(form), f.status).await
 }
 
 /// `POST /usage/{id}/keys/{key}/revoke`.
@@ -784,7 +771,7 @@ pub async fn task_timeout(
             let mut form = FormState::from_data(&data);
             form.errors.insert("seconds".into(), "Enter a whole number of seconds, from 60 to 86400.".into());
             let state = SettingsState { timeout: Some(form), ..SettingsState::default() };
-            return render_tab(&web, &browser, ctx, "settings", &q, state, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return render_tab(&web, ctx, "settings", &q, state, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     let caller = browser.caller.with_csrf(data.csrf());
@@ -799,7 +786,7 @@ pub async fn task_timeout(
     }
     let form = FormState::from_data(&data).fail(&f, &[("task_timeout_seconds", "seconds")], &["seconds"]);
     let state = SettingsState { timeout: Some(form), ..SettingsState::default() };
-    render_tab(&web, &browser, ctx, "settings", &q, state, f.status).await
+    render_tab(&web, ctx, "settings", &q, state, f.status).await
 }
 
 /// `POST /usage/{id}/uninstall`: needs the confirmation box ticked.
@@ -810,8 +797,7 @@ pub async fn uninstall(State(web): State<Web>, browser: Browser, Path(id): Path<
             uninstall_error: Some("Tick the box to confirm: uninstalling revokes every key at once.".into()),
             ..SettingsState::default()
         };
-        return render_tab(&web, &browser, ctx, "settings", &HashMap::new(), state, StatusCode::UNPROCESSABLE_ENTITY)
-            .await;
+        return render_tab(&web, ctx, "settings", &HashMap::new(), state, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let caller = browser.caller.with_csrf(data.csrf());
     let reply = web.api.delete(&caller, &format!("/api/v1/installations/{}", segment(&id))).await?;
@@ -821,7 +807,37 @@ pub async fn uninstall(State(web): State<Web>, browser: Browser, Path(id): Path<
     let f = reply.failure();
     if f.status == StatusCode::FORBIDDEN && !f.message.contains("CSRF") {
         let state = SettingsState { uninstall_error: Some(sentence(&f.message)), ..SettingsState::default() };
-        return render_tab(&web, &browser, ctx, "settings", &HashMap::new(), state, f.status).await;
+        return render_tab(&web, ctx, "settings", &HashMap::new(), state, f.status).await;
     }
     Err(f.into())
+}
+
+/// `GET /usage/{id}/audit.csv?q=&from=&to=&status=`: the audit log as CSV, from the API in
+/// the installation's org, with the API's headers (file name, row count, truncation).
+pub async fn audit_csv(
+    State(web): State<Web>,
+    browser: Browser,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let ctx = load(&web, &browser, &id).await?;
+    let mut pairs: Vec<(&str, &str)> = vec![("installation", &ctx.inst.id)];
+    pairs.extend(AUDIT_FILTERS.iter().map(|f| (*f, param(&q, f))));
+    let path = format!("/api/v1/usage/audit.csv{}", query(&pairs));
+    let (status, headers, bytes) = web.api.send_raw(&ctx.caller, axum::http::Method::GET, &path, None).await?;
+    if !status.is_success() {
+        return Err(Reply::from_raw(status, headers, &bytes).failure().into());
+    }
+    let mut response = axum::response::IntoResponse::into_response(bytes);
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_DISPOSITION,
+        header::HeaderName::from_static("x-tollgate-export-rows"),
+        header::HeaderName::from_static("x-tollgate-export-truncated"),
+    ] {
+        if let Some(value) = headers.get(&name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    Ok(response)
 }

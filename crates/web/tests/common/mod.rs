@@ -34,6 +34,14 @@ pub struct Person {
     pub user_id: String,
 }
 
+impl Person {
+    /// The same browser, with the UI acting in `org` (the cookie the org switcher sets).
+    pub fn in_org(&self, org: &str) -> Person {
+        let session = self.cookie.split(';').next().unwrap().to_string();
+        Person { cookie: format!("{session}; tollgate_org={org}"), ..self.clone() }
+    }
+}
+
 /// A page as the browser got it.
 #[derive(Debug)]
 pub struct Page {
@@ -170,6 +178,13 @@ impl World {
         Page { status, headers, html: String::from_utf8_lossy(&bytes).into() }
     }
 
+    /// Follows a redirect `page` answered, as `who` (the fragment stays in the browser).
+    pub async fn follow(&self, page: &Page, who: Option<&Person>) -> Page {
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "not a redirect: {}", page.html);
+        let location = page.location().split('#').next().unwrap().to_string();
+        self.get(&location, who).await
+    }
+
     /// Posts a form as `who` (or nobody).
     pub async fn form(&self, path: &str, fields: &[(&str, &str)], who: Option<&Person>) -> Page {
         let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
@@ -276,6 +291,92 @@ impl World {
         assert!(location.starts_with("/usage/"), "{location}");
         location.trim_start_matches("/usage/").split('?').next().unwrap().to_string()
     }
+}
+
+impl World {
+    /// Creates a team owned by `owner` through the API; answers its id.
+    pub async fn team(&self, owner: &Person, name: &str) -> String {
+        let (status, body) = self.api(Method::POST, "/api/v1/orgs", Some(json!({"name": name})), owner).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds `person` to `team` with `role` (invited by `owner`, accepted through the API).
+    pub async fn join(&self, owner: &Person, team: &str, person: &Person, role: &str) {
+        let path = format!("/api/v1/orgs/{team}/invitations");
+        let (status, body) =
+            self.api(Method::POST, &path, Some(json!({"email": person.email, "role": role})), owner).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = body["token"].as_str().unwrap();
+        let (status, body) =
+            self.api(Method::POST, &format!("/api/v1/invitations/{token}/accept"), Some(json!({})), person).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Grants `amount` USD of credits to `org` as the operator would.
+    pub async fn grant(&self, org: &str, amount: &str) {
+        let nanos = tollgate_domain::Nanos::parse_usd(amount).unwrap();
+        tollgate_api::service::grant_credits(
+            &self.state,
+            org,
+            nanos,
+            "Operator grant",
+            &format!("test:{org}:{amount}"),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Everything logged while the guard lives, on this thread (tests run on one thread), as
+/// one line per event and span: its message and every field.
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+
+    struct Line(String);
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+    struct Capture {
+        lines: Arc<Mutex<Vec<String>>>,
+        next: AtomicU64,
+    }
+    impl Capture {
+        fn push(&self, line: Line) {
+            self.lines.lock().unwrap().push(line.0);
+        }
+    }
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            let mut line = Line(format!("span {} ", span.metadata().name()));
+            span.record(&mut line);
+            self.push(line);
+            tracing::span::Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
+        }
+        fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+            let mut line = Line(String::new());
+            values.record(&mut line);
+            self.push(line);
+        }
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut line = Line(format!("{} ", event.metadata().level()));
+            event.record(&mut line);
+            self.push(line);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let guard = tracing::subscriber::set_default(Capture { lines: lines.clone(), next: AtomicU64::new(0) });
+    (guard, lines)
 }
 
 /// Serves `router` on a free port of 127.0.0.1; answers its base URL.
