@@ -19,6 +19,7 @@ use utoipa::OpenApi;
         accounts::logout,
         accounts::me,
         accounts::update_me,
+        accounts::close_account,
         accounts::create_token,
         accounts::list_tokens,
         accounts::revoke_token,

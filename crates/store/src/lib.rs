@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod calls;
 pub mod catalog;
 pub mod changes;
+pub mod closing;
 pub mod installs;
 pub mod ledger;
 pub mod orgs;

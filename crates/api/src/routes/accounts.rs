@@ -28,7 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/auth/signup", post(signup))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
-        .route("/me", get(me).patch(update_me))
+        .route("/me", get(me).patch(update_me).delete(close_account))
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", delete(revoke_token))
 }
@@ -185,6 +185,80 @@ pub(crate) async fn update_me(
     let user =
         state.store.update_user(&auth.user.id, name.as_deref(), req.theme.as_deref(), req.email_notifications).await?;
     Ok(Json((&user).into()))
+}
+
+/// Closing the account, confirmed with its password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseAccountRequest {
+    pub password: String,
+}
+
+#[utoipa::path(delete, path = "/api/v1/me", tag = "auth", request_body = CloseAccountRequest,
+    responses((status = 204, description = "Closed: keys, tokens and sessions revoked; the session cookie is cleared"),
+              (status = 409, body = ErrorBody, description = "The only owner of a team with other members, or agents still published"),
+              (status = 422, body = ErrorBody, description = "Not the account's password"), (status = 429, body = ErrorBody)))]
+pub(crate) async fn close_account(
+    State(state): State<AppState>,
+    auth: Auth,
+    ClientAddr(address): ClientAddr,
+    ApiJson(req): ApiJson<CloseAccountRequest>,
+) -> ApiResult<Response> {
+    auth.require(Scope::AccountWrite)?;
+    let (me, email, now) = (&auth.user.id, &auth.user.email, now_ms());
+    if let Some(retry_after_secs) = state.throttle.check(email, &address, now) {
+        return Err(ApiError::TooManyRequests {
+            message: "too many wrong passwords; wait and try again".into(),
+            retry_after_secs,
+        });
+    }
+    let (_, hash) = state.store.user_by_email(email).await?.ok_or(ApiError::NotFound("user"))?;
+    if !verify_password(&req.password, &hash) {
+        state.throttle.fail(email, &address, now);
+        return Err(ApiError::invalid("password", "is not this account's password"));
+    }
+    // Teams with someone else in them are left; the personal org and teams of one are
+    // left behind, inert.
+    let (mut leave, mut inert, mut sole) = (Vec::new(), Vec::new(), Vec::new());
+    for (org, role) in state.store.orgs_of_user(me).await? {
+        let members = if org.personal { Vec::new() } else { state.store.members(&org.id).await? };
+        let others: Vec<_> = members.iter().filter(|m| &m.user_id != me).collect();
+        if others.is_empty() {
+            inert.push(org.id);
+        } else if role == Role::Owner && !others.iter().any(|m| m.role == Role::Owner) {
+            sole.push(org.name);
+        } else {
+            leave.push(org.id);
+        }
+    }
+    if !sole.is_empty() {
+        let message = format!("you are the only owner of {}; make another member owner first", sole.join(", "));
+        return Err(ApiError::Conflict("sole_owner", message));
+    }
+    let mut published = Vec::new();
+    for org in &inert {
+        for (agent, versions) in state.store.org_agents(org).await? {
+            if versions.iter().any(|v| v.status != "retired") {
+                published.push(agent.slug);
+            }
+        }
+    }
+    if !published.is_empty() {
+        let message = format!(
+            "retire every version of {} first: consumers call them, and nobody could manage them once the account is closed",
+            published.join(", ")
+        );
+        return Err(ApiError::Conflict("publishes_agents", message));
+    }
+    match state.store.close_account(me, &leave, &inert).await {
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict("sole_owner", "a team's owners changed meanwhile; try again".into()));
+        }
+        other => other?,
+    }
+    tracing::info!(user.id = %me, "account closed");
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
 /// A new account token.
