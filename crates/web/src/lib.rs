@@ -103,6 +103,7 @@ pub fn router(state: AppState, config: WebConfig) -> Router {
         .route("/settings/email", post(pages::settings::email))
         .route("/settings/tokens", post(pages::settings::create_token))
         .route("/settings/tokens/{id}/revoke", post(pages::settings::revoke_token))
+        .route("/settings/close", post(pages::settings::close_account))
         .route("/publisher", get(pages::publisher::console))
         .route("/publisher/new", get(pages::publisher::forms::new_agent).post(pages::publisher::forms::create_agent))
         .route("/publisher/agents/{slug}", get(pages::publisher::agent))

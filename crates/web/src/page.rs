@@ -287,6 +287,7 @@ pub fn notice(code: &str) -> Option<Notice> {
         "agent_created" => ok("The agent is created. Publish a version to list it in the store."),
         "version_published" => ok("The version is published and listed in the store."),
         "status_saved" => ok("The version's status is saved."),
+        "account_closed" => ok("Your account is closed. Its keys, tokens and sessions no longer work."),
         _ => None,
     }
 }

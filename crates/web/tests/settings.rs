@@ -154,3 +154,44 @@ async fn bad_token_forms_keep_what_was_typed_and_create_nothing() {
     assert!(full.testid_text("form-error").contains("10 active tokens"));
     full.assert_contains("10 of 10 active");
 }
+
+#[tokio::test]
+async fn closing_the_account_needs_the_password_and_a_tick_and_ends_everything() {
+    let w = World::new().await;
+    let ada = w.person("ada@example.com").await;
+    let page = w.get("/settings", Some(&ada)).await;
+    page.assert_contains("data-testid=\"close-form\"");
+    check_html(&page.html);
+
+    let untick = w.submit("/settings/close", &[("password", common::PASSWORD)], &ada).await;
+    assert_eq!(untick.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(untick.testid_text("error-confirm").contains("Tick the box"));
+    check_html(&untick.html);
+    let wrong = w.submit("/settings/close", &[("password", "not my password"), ("confirm", "yes")], &ada).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.testid_text("error-password").contains("password"));
+    wrong.assert_lacks("value=\"not my password\"");
+    let forged = w
+        .form("/settings/close", &[("csrf", "x"), ("password", common::PASSWORD), ("confirm", "yes")], Some(&ada))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(w.get("/dashboard", Some(&ada)).await.status, StatusCode::OK, "still open");
+
+    let team = w.team(&ada, "Shared").await;
+    let bo = w.person("bo@example.com").await;
+    w.join(&ada, &team, &bo, "member").await;
+    let sole = w.submit("/settings/close", &[("password", common::PASSWORD), ("confirm", "yes")], &ada).await;
+    assert_eq!(sole.status, StatusCode::CONFLICT);
+    assert!(sole.testid_text("form-error").contains("only owner of Shared"));
+
+    let closed = w.submit("/settings/close", &[("password", common::PASSWORD), ("confirm", "yes")], &bo).await;
+    assert_eq!((closed.status, closed.location()), (StatusCode::SEE_OTHER, "/login?notice=account_closed"));
+    let cookies: Vec<&str> = closed.headers.get_all("set-cookie").iter().map(|c| c.to_str().unwrap()).collect();
+    assert!(cookies.iter().any(|c| c.starts_with("tollgate_session=;") && c.contains("Max-Age=0")), "{cookies:?}");
+    let after = w.get("/dashboard", Some(&bo)).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "the session is over");
+    assert_eq!(w.api(Method::GET, "/api/v1/me", None, &bo).await.0, StatusCode::UNAUTHORIZED, "so is the token");
+    w.get("/login?notice=account_closed", None).await.assert_contains("Your account is closed.");
+    let login = w.form("/login", &[("email", "bo@example.com"), ("password", common::PASSWORD)], None).await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+}

@@ -66,7 +66,7 @@ pub async fn signup_page(
 }
 
 /// A 303 to `location` carrying the API's `Set-Cookie` headers.
-fn with_cookies(reply: &Reply, location: &str) -> Response {
+pub(crate) fn with_cookies(reply: &Reply, location: &str) -> Response {
     let mut response = see_other(location);
     for cookie in reply.set_cookies() {
         response.headers_mut().append(header::SET_COOKIE, cookie.clone());

@@ -88,6 +88,7 @@ struct SettingsTemplate {
     expiries: Vec<(&'static str, &'static str)>,
     new_token: Option<NewTokenShown>,
     token_gone: bool,
+    close: FormState,
 }
 
 /// The forms as submitted, when one was refused.
@@ -95,6 +96,7 @@ struct SettingsTemplate {
 struct Shown {
     create: Option<(FormState, Vec<String>)>,
     theme_error: Option<String>,
+    close: Option<FormState>,
     reveal: Reveal,
 }
 
@@ -149,6 +151,7 @@ async fn render(
         create,
         token_gone: shown.reveal.gone(),
         new_token,
+        close: shown.close.unwrap_or_default(),
     };
     Ok(shown.reveal.protect(render_status(status, &page)))
 }
@@ -234,4 +237,33 @@ pub async fn revoke_token(
     } else {
         Err(PageError::from(reply.failure()))
     }
+}
+
+/// `POST /settings/close`: closes the account, confirmed with the password and a tick.
+pub async fn close_account(State(web): State<Web>, browser: Browser, data: FormData) -> PageResult {
+    let viewer = signed_in(&web, &browser).await?;
+    let mut form = FormState::default();
+    if data.get("confirm") != "yes" {
+        form.errors.insert("confirm".into(), "Tick the box to confirm: closing the account cannot be undone.".into());
+        let shown = Shown { close: Some(form), ..Shown::default() };
+        return render(&web, &browser, &viewer, None, shown, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let caller = browser.caller.with_csrf(data.csrf());
+    let reply = web
+        .api
+        .send(&caller, axum::http::Method::DELETE, "/api/v1/me", Some(&json!({"password": data.get("password")})))
+        .await?;
+    if reply.ok() {
+        let response = crate::pages::auth::with_cookies(&reply, "/login?notice=account_closed");
+        return Ok(crate::page::with_org_cookie(&web, response, None));
+    }
+    let f = reply.failure();
+    if is_csrf(&f)
+        || !matches!(f.status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS)
+    {
+        return Err(f.into());
+    }
+    let form = form.fail(&f, &[], &["password"]);
+    let shown = Shown { close: Some(form), ..Shown::default() };
+    render(&web, &browser, &viewer, None, shown, f.status).await
 }
