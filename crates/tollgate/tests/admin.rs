@@ -1,11 +1,11 @@
 //! The operator's commands against the real binary, on SQLite and (with
 //! `TOLLGATE_TEST_POSTGRES_URL`) PostgreSQL: `tollgate migrate`, `tollgate admin
-//! create-user` and `tollgate admin make-operator`. See `binary/mod.rs`.
+//! create-user` and `tollgate admin make-operator`. See `harness/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod binary;
+mod harness;
 
-use binary::{databases, text};
+use harness::{databases, text};
 use tollgate_store::Store;
 
 const OPERATOR_PASSWORD: &str = "Kestrel-harbor-73";

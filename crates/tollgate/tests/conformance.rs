@@ -12,15 +12,13 @@
 //! rate-limit counters live in Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod harness;
+
+use harness::{Db, Process, Server, account, http, in_ci, post, runtime, workspace_root};
 use serde_json::{Value, json};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tollgate_store::Store;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Nano-USD per USD.
 const NANOS: i64 = 1_000_000_000;
@@ -42,14 +40,6 @@ const DEFAULT_PRICE: (&str, i64) = ("0.032", 32_000_000);
 const REPORTED_USAGE: (i64, i64, i64) = (12, 34, 5);
 /// The upstream credential published with the version; the SDK server refuses any other.
 const UPSTREAM_TOKEN: &str = "conformance-upstream-credential";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// The venv's Python, or why there is none.
 fn python() -> Result<PathBuf, String> {
@@ -78,170 +68,6 @@ fn python() -> Result<PathBuf, String> {
     }
 }
 
-/// A child process, killed if the test ends early.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    /// Starts `command`, with stderr to `log`, and waits up to 60 s for a stdout line
-    /// `listening on URL`; returns the process and the URL.
-    fn start(mut command: Command, log: PathBuf) -> (Proc, String) {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Forward the first line, then keep draining so the child never blocks on stdout.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let proc = Proc { child, log };
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{command:?} printed no first line; stderr:\n{}", proc.stderr()));
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        (proc, url)
-    }
-
-    fn stderr(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// SIGTERM, then waits: the binary flushes its billing batches before it exits.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "tollgate did not stop cleanly ({status}); stderr:\n{}", self.stderr());
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The test's data directory (the binary's data, both servers' logs), removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("tollgate-conformance-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An HTTP response: status, headers (lower-case names), body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A minimal HTTP/1.1 exchange with the management API.
-fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
-    let addr = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Reply { status, headers, body }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || tail.len() < size {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = tail[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// Signs up a user and returns an all-scopes account token.
-fn account(base: &str, email: &str) -> String {
-    let signup = json!({"email": email, "password": "correct horse 42", "name": email.split('@').next().unwrap()});
-    let r = http(base, "POST", "/api/v1/auth/signup", &[], Some(&signup));
-    assert_eq!(r.status, 201, "signup {email}: {}", r.body);
-    let cookie = r.header("set-cookie").expect("a session cookie").split(';').next().unwrap().to_string();
-    let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
-    let t = http(
-        base,
-        "POST",
-        "/api/v1/tokens",
-        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
-        Some(&json!({"name": "conformance", "expires_in_days": 30})),
-    );
-    assert_eq!(t.status, 201, "token for {email}: {}", t.body);
-    t.json()["token"].as_str().unwrap().to_string()
-}
-
-fn post(base: &str, token: &str, path: &str, body: Value) -> Value {
-    let auth = format!("Bearer {token}");
-    let r = http(base, "POST", path, &[("Authorization", &auth)], Some(&body));
-    assert_eq!(r.status, 201, "POST {path}: {}", r.body);
-    r.json()
-}
-
 /// `"99.998200"` → nano-USD.
 fn usd_nanos(text: &str) -> i64 {
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
@@ -252,7 +78,7 @@ fn usd_nanos(text: &str) -> i64 {
 /// The consumer's balance in nano-USD (open holds and credit leases aside).
 fn balance(base: &str, token: &str) -> i64 {
     let auth = format!("Bearer {token}");
-    let r = http(base, "GET", "/api/v1/billing/balance", &[("Authorization", &auth)], None);
+    let r = http(base, "GET", "/api/v1/billing/balance", &[("Authorization", &auth)], "");
     assert_eq!(r.status, 200, "balance: {}", r.body);
     usd_nanos(r.json()["balance"].as_str().unwrap())
 }
@@ -303,14 +129,14 @@ fn expected_cost(exchange: &Value) -> i64 {
 }
 
 /// Runs client.py through `url` in `era`; returns its summary.
-fn run_client(python: &Path, url: &str, key: &str, era: &str, tollgate: &Proc) -> Value {
+fn run_client(python: &Path, url: &str, key: &str, era: &str, tollgate: &Server) -> Value {
     let script = workspace_root().join("crates/tollgate/tests/conformance/client.py");
     let out = Command::new(python).arg(script).args([url, key, era]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "the SDK client's {era} session failed through the gateway:\n{stderr}\ntollgate stderr:\n{}",
-        tollgate.stderr()
+        tollgate.log()
     );
     let summary: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("client.py printed no summary ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
@@ -444,56 +270,12 @@ fn priced(s: &Value) -> (i64, String) {
     (total, lines)
 }
 
-/// Where the binary keeps its data: SQLite in the data dir, or a fresh PostgreSQL schema.
-struct Database {
-    /// `--database-url`, when not the default SQLite file.
-    flag: Option<String>,
-    /// How this test opens the same database afterwards.
-    url: String,
-    /// (base URL, schema) to drop at the end.
-    schema: Option<(String, String)>,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn database(dir: &Path) -> Database {
-    let Some(base) = std::env::var("TOLLGATE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
-        let url = format!("sqlite://{}?mode=rwc", dir.join("tollgate.db").display());
-        return Database { flag: None, url, schema: None };
-    };
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    let schema = format!("t_conformance_{}_{nanos}", std::process::id());
-    // Creates the schema; the binary then works inside it through its connections' options.
-    runtime().block_on(async {
-        let store = Store::connect_in_schema(&base, Some(&schema)).await.unwrap();
-        store.close().await;
-    });
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}&application_name={schema}");
-    Database { flag: Some(url.clone()), url, schema: Some((base, schema)) }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Some((base, schema)) = self.schema.take() {
-            runtime().block_on(async {
-                if let Ok(store) = Store::connect(&base).await {
-                    let _ = store.drop_schema_for_tests(&schema).await;
-                    store.close().await;
-                }
-            });
-        }
-    }
-}
-
 /// Usage records for the calls, if this build has the audit API: every JSON-RPC request
 /// has one under its `X-Request-Id`, and each record's cost is what this test priced the
 /// exchange at. The consumer's org made only this test's calls.
 fn check_usage_records(base: &str, token: &str, sessions: &[Value]) {
     let auth = format!("Bearer {token}");
-    let r = http(base, "GET", "/api/v1/usage/audit?per_page=100", &[("Authorization", &auth)], None);
+    let r = http(base, "GET", "/api/v1/usage/audit?per_page=100", &[("Authorization", &auth)], "");
     let json = r.header("content-type").is_some_and(|c| c.contains("json"));
     if r.status == 404 || r.status == 405 || !json {
         println!("note: GET /api/v1/usage/audit answered {} (not the audit API); usage records not checked", r.status);
@@ -528,28 +310,21 @@ fn official_sdk_client_and_server_through_the_gateway_in_both_eras_billed_exactl
             return;
         }
     };
-    let temp = TempDir::new();
-    let dir = temp.0.clone();
+    let db = Db::from_env("conformance");
 
     // The upstream: the SDK's own Streamable HTTP server.
     let mut server = Command::new(&python);
     server.arg(workspace_root().join("crates/tollgate/tests/conformance/server.py")).args(["0", UPSTREAM_TOKEN]);
-    let (upstream, upstream_url) = Proc::start(server, dir.join("server.log"));
+    let (upstream, upstream_url) = Process::start(server, db.dir.join("server.log"));
 
     // The real binary.
-    let db = database(&dir);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&dir);
-    command.env_remove("TOLLGATE_DATABASE_URL").env_remove("TOLLGATE_REDIS_URL");
-    // PostgreSQL replicas must share a configured key; give one everywhere.
-    command.env("TOLLGATE_ENCRYPTION_KEY", "5a".repeat(32));
-    if let Some(url) = &db.flag {
-        command.args(["--database-url", url]);
+    let redis = std::env::var("TOLLGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
+    let mut flags = Vec::new();
+    if let Some(redis) = &redis {
+        flags.extend(["--redis-url", redis.as_str()]);
     }
-    if let Some(redis) = std::env::var("TOLLGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) {
-        command.args(["--redis-url", &redis]);
-    }
-    let (tollgate, base) = Proc::start(command, dir.join("tollgate.log"));
+    let tollgate = Server::spawn(db.serve_command(&flags), db.dir.join("tollgate.log"));
+    let base = tollgate.url.clone();
 
     // A publisher lists the SDK server with per-function prices and a base fee.
     let publisher = account(&base, "publisher@conformance.test");
@@ -616,7 +391,7 @@ fn official_sdk_client_and_server_through_the_gateway_in_both_eras_billed_exactl
             "{era}: the balance dropped by {} nano-USD; the calls the client made cost {cost}:\n{lines}\
              tollgate stderr:\n{}",
             balance_now - after,
-            tollgate.stderr()
+            tollgate.log()
         );
         println!("{era}: charged {cost} nano-USD, as priced:\n{lines}");
         balance_now = after;
@@ -625,10 +400,10 @@ fn official_sdk_client_and_server_through_the_gateway_in_both_eras_billed_exactl
     check_usage_records(&base, &consumer, &sessions);
 
     // Stopped cleanly, every batch written: the ledger still balances.
-    tollgate.terminate();
+    tollgate.stop();
     drop(upstream);
     let (sum, consistent) = runtime().block_on(async {
-        let store = Store::connect(&db.url).await.unwrap();
+        let store = db.open().await;
         let audit = store.ledger_audit().await.unwrap();
         store.close().await;
         audit

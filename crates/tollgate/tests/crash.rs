@@ -5,7 +5,7 @@
 
 mod harness;
 
-use harness::{Database, Server, TempDir, account, call, echo_upstream, publish_and_install, runtime, tool_call};
+use harness::{Db, Server, account, call, echo_upstream, publish_and_install, runtime, tool_call};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,10 +45,8 @@ fn load_then_kill(server: Server, key: &str, threads: usize, for_how_long: Durat
 }
 
 fn crash_and_recover(durability: &str) {
-    let dir = TempDir::new(&format!("crash-{durability}"));
-    let db = Database::new(&dir.0);
+    let db = Db::from_env(&format!("crash-{durability}"));
     let (_upstream_runtime, upstream) = echo_upstream();
-    let log = dir.0.join("server.log");
     let flags = [
         "--billing-durability",
         durability,
@@ -59,7 +57,7 @@ fn crash_and_recover(durability: &str) {
         "--rate-limit-day",
         "0",
     ];
-    let server = Server::start(&dir.0, &db, &flags, &[], &log);
+    let server = db.serve(&flags);
     let publisher = account(&server.url, "publisher@example.com");
     let consumer = account(&server.url, "consumer@example.com");
     let functions = json!([{"name": "work", "pricing": {"model": "per_request", "price": "0.0001"}, "free_calls": 0, "free_reset": "lifetime"}]);
@@ -69,7 +67,7 @@ fn crash_and_recover(durability: &str) {
     assert!(answered.len() > 50, "the load was real: {} calls answered", answered.len());
 
     // Restart on the same data: it must come up, and the ledger must be whole.
-    let server = Server::start(&dir.0, &db, &flags, &[], &log);
+    let server = db.serve(&flags);
     runtime().block_on(async {
         let store = db.open().await;
         let (sum, consistent) = store.ledger_audit().await.unwrap();

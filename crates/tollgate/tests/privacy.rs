@@ -6,7 +6,7 @@
 
 mod harness;
 
-use harness::{Database, Server, TempDir, account, call, echo_upstream, publish_and_install, runtime, tool_call};
+use harness::{Db, Server, TempDir, account, call, echo_upstream, publish_and_install, runtime, tool_call};
 use serde_json::json;
 
 /// Every byte of every file under `dir`, lossily as text.
@@ -26,12 +26,14 @@ fn all_files(dir: &std::path::Path) -> String {
 
 #[test]
 fn call_content_reaches_no_database_file_and_no_log() {
-    let dir = TempDir::new("privacy");
-    let data = dir.0.join("data");
-    let db = Database::new(&data);
+    // The log is kept outside the data directory, whose every file is searched below.
+    let logs = TempDir::new("privacy-logs");
+    let db = Db::from_env("privacy");
     let (_upstream_runtime, upstream) = echo_upstream();
-    let log = dir.0.join("server.log");
-    let server = Server::start(&data, &db, &["--demo"], &[("TOLLGATE_LOG", "debug,rmcp=trace")], &log);
+    let log = logs.0.join("server.log");
+    let mut command = db.serve_command(&["--demo"]);
+    command.env("TOLLGATE_LOG", "debug,rmcp=trace");
+    let server = Server::spawn(command, log.clone());
     let publisher = account(&server.url, "publisher@example.com");
     let consumer = account(&server.url, "consumer@example.com");
     let functions = json!([{"name": "echo", "pricing": {"model": "per_request", "price": "0.001"}, "free_calls": 0, "free_reset": "lifetime"}]);
@@ -90,7 +92,7 @@ fn call_content_reaches_no_database_file_and_no_log() {
     assert_eq!(wrong_key.status, 401);
 
     server.stop();
-    let at_rest = all_files(&data);
+    let at_rest = all_files(&db.dir);
     assert!(db.is_postgres() || at_rest.contains("private-rmcp"), "the data directory holds the database");
     assert!(!at_rest.contains(&marker), "the marker is in a database file");
     let logged = std::fs::read_to_string(&log).unwrap();

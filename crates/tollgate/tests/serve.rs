@@ -1,10 +1,10 @@
 //! The black-box tier: the real binary on port 0 with a temporary data directory, on SQLite
-//! and (with `TOLLGATE_TEST_POSTGRES_URL`) on PostgreSQL. See `binary/mod.rs`.
+//! and (with `TOLLGATE_TEST_POSTGRES_URL`) on PostgreSQL. See `harness/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod binary;
+mod harness;
 
-use binary::{DEMO_PASSWORD, Db, ENCRYPTION_KEY, Server, databases, postgres, text};
+use harness::{DEMO_PASSWORD, Db, ENCRYPTION_KEY, Server, databases, postgres, text};
 use serde_json::Value;
 
 const PUBLISHER: &str = "publisher@demo.tollgate.dev";
