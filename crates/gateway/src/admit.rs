@@ -3,13 +3,12 @@
 
 use crate::Inner;
 use crate::counters::Taken;
-use crate::directory::Target;
+use crate::directory::{Caller, Target};
 use crate::error::GatewayError;
 use crate::ratelimit::{Decision, headers};
 use std::sync::Arc;
 use tollgate_domain::secret::sha256_hex;
 use tollgate_domain::time::next_utc_midnight;
-use tollgate_store::installs::GatewayKey;
 use tollgate_store::orgs::Org;
 
 /// Response headers (the rate-limit ones) that go with an answer, refusals included.
@@ -17,7 +16,7 @@ pub(crate) type Headers = Vec<(&'static str, String)>;
 
 /// A call that may proceed to its hold.
 pub(crate) struct Admitted {
-    pub key: Arc<GatewayKey>,
+    pub caller: Arc<Caller>,
     pub target: Arc<Target>,
     pub org: Arc<Org>,
     pub rate_headers: Headers,
@@ -53,11 +52,12 @@ pub(crate) async fn admit(
             "account tokens work on the management API only; call agents with an agent key".into(),
         )));
     }
-    let key = directory
+    let caller = directory
         .key(&sha256_hex(secret.as_bytes()))
         .await
         .map_err(refuse)?
         .ok_or_else(|| refuse(GatewayError::Unauthorized("this key is not valid".into())))?;
+    let key = &caller.key;
     if key.key.revoked_at.is_some() {
         return Err(refuse(GatewayError::Forbidden("this key has been revoked".into())));
     }
@@ -89,8 +89,7 @@ pub(crate) async fn admit(
         configured(org.rate_limit_hour, default_limits[1]),
         configured(org.rate_limit_day, default_limits[2]),
     ];
-    let subject = format!("{}:{}:{}", key.key.org_id, key.key.user_id, key.key.agent_id);
-    let decision: Decision = inner.limiter.consume(&subject, limits, now_ms).await.map_err(|e| {
+    let decision: Decision = inner.limiter.consume(&caller.subject, limits, now_ms).await.map_err(|e| {
         tracing::error!(error = %e, "rate limiter unavailable; refusing the call (fail closed)");
         refuse(GatewayError::Unavailable("rate limiting is unavailable right now; try again shortly".into()))
     })?;
@@ -106,10 +105,7 @@ pub(crate) async fn admit(
         ));
     }
     let mut taken = Taken::default();
-    let within = counters
-        .admit_key(&key.key.id, key.key.limits, now_ms, &mut taken)
-        .await
-        .map_err(|e| (e, rate_headers.clone()))?;
+    let within = counters.admit_key(&key.key, now_ms, &mut taken).await.map_err(|e| (e, rate_headers.clone()))?;
     if !within {
         let retry_after_secs = u64::try_from((next_utc_midnight(now_ms) - now_ms) / 1000 + 1).unwrap_or(1);
         return Err((
@@ -120,7 +116,7 @@ pub(crate) async fn admit(
             rate_headers,
         ));
     }
-    Ok(Admitted { key, target, org, rate_headers, taken })
+    Ok(Admitted { caller, target, org, rate_headers, taken })
 }
 
 #[cfg(test)]

@@ -52,7 +52,11 @@ pub(crate) struct MeteredBody {
     sync: bool,
     ended: bool,
     idle: Duration,
-    deadline: Pin<Box<Sleep>>,
+    /// The idle timer, made the first time the upstream keeps the body waiting (a body that
+    /// is already there never needs one) and moved forward only when it fires.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// When the upstream last sent something.
+    last_frame: Instant,
     max_events: u64,
     max_bytes: u64,
     /// Bytes in the current SSE line (to find the blank lines that end events).
@@ -84,7 +88,8 @@ impl MeteredBody {
             committed: None,
             ended: false,
             idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
+            deadline: None,
+            last_frame: Instant::now(),
             max_events,
             max_bytes,
             line_len: 0,
@@ -151,6 +156,20 @@ impl MeteredBody {
         }
     }
 
+    /// Whether the upstream has been silent for the idle timeout; otherwise the timer is
+    /// armed to wake this body when it could be.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let due = self.last_frame + self.idle;
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        while deadline.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= self.last_frame + self.idle {
+                return true;
+            }
+            deadline.as_mut().reset(self.last_frame + self.idle);
+        }
+        false
+    }
+
     /// The end of the body: at once, or (sync durability) when the charge is committed.
     fn end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         self.finish();
@@ -180,7 +199,7 @@ impl Body for MeteredBody {
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
+                if this.idle_expired(cx) {
                     this.observed.failed = Some("upstream_idle_timeout");
                     return this.end(cx);
                 }
@@ -193,8 +212,7 @@ impl Body for MeteredBody {
                 this.end(cx)
             }
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = Instant::now() + this.idle;
-                this.deadline.as_mut().reset(deadline);
+                this.last_frame = Instant::now();
                 let Ok(mut data) = frame.into_data() else {
                     // Trailers: nothing to meter, nothing to pass on.
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::new()))));

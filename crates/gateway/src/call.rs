@@ -131,7 +131,7 @@ async fn price(inner: &Inner, admitted: &mut Admitted, asked: &Asked, now: i64) 
         }
         // A free call applies to a single call of a function with a free tier.
         if let (1, Some(f)) = (asked.calls.len(), listed) {
-            let key = &admitted.key.key;
+            let key = &admitted.caller.key.key;
             let free = inner
                 .counters
                 .reserve_free(&key.org_id, &key.agent_id, &f.name, f.free_calls, f.free_reset, now, &mut admitted.taken)
@@ -161,14 +161,18 @@ pub(crate) fn refuse(
     error: GatewayError,
     headers: &[(&'static str, String)],
     id: Option<&Value>,
-    resource: &str,
+    route: &Route<'_>,
 ) -> Response {
     let unauthorized = matches!(error, GatewayError::Unauthorized(_));
     let mut response = error.into_response_for(id);
     add_headers(&mut response, headers);
     if unauthorized {
-        let metadata =
-            format!("{}/.well-known/oauth-protected-resource{resource}", inner.config.public_url.trim_end_matches('/'));
+        let metadata = format!(
+            "{}/.well-known/oauth-protected-resource/{}/{}/mcp",
+            inner.config.public_url.trim_end_matches('/'),
+            route.agent,
+            route.version
+        );
         if let Ok(v) = HeaderValue::from_str(&format!("Bearer resource_metadata=\"{metadata}\"")) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
@@ -180,8 +184,6 @@ pub(crate) fn refuse(
 pub(crate) struct Route<'a> {
     pub agent: &'a str,
     pub version: &'a str,
-    /// The path of the protected resource (for the 401's metadata link).
-    pub resource: &'a str,
     /// Forward to the agent's health URL instead of its endpoint.
     pub health: bool,
 }
@@ -202,7 +204,7 @@ pub(crate) async fn forward(
     let admitted = admit(inner, authorization, route.agent, route.version, now).await;
     let mut admitted = match admitted {
         Ok(a) => a,
-        Err((e, rate_headers)) => return refuse(inner, e, &rate_headers, id, route.resource),
+        Err((e, rate_headers)) => return refuse(inner, e, &rate_headers, id, &route),
     };
     if admitted.target.agent.protocol != "mcp" && !route.health {
         let e = GatewayError::NotFound(format!(
@@ -210,13 +212,13 @@ pub(crate) async fn forward(
             route.agent, admitted.target.agent.protocol, admitted.target.agent.protocol
         ));
         inner.counters.refund(std::mem::take(&mut admitted.taken));
-        return refuse(inner, e, &admitted.rate_headers, id, route.resource);
+        return refuse(inner, e, &admitted.rate_headers, id, &route);
     }
     match hold_and_forward(inner, &route, method, headers, body, asked.clone(), &mut admitted, started, now).await {
         Ok(response) => response,
         Err(e) => {
             inner.counters.refund(std::mem::take(&mut admitted.taken));
-            refuse(inner, e, &admitted.rate_headers, asked.id.as_ref(), route.resource)
+            refuse(inner, e, &admitted.rate_headers, asked.id.as_ref(), &route)
         }
     }
 }
@@ -234,16 +236,14 @@ async fn hold_and_forward(
     now: i64,
 ) -> Result<Response, GatewayError> {
     let price = price(inner, admitted, &asked, now).await?;
-    let key = admitted.key.clone();
+    let caller = admitted.caller.clone();
     let target: Arc<Target> = admitted.target.clone();
-    let directory = &inner.directory;
-    let org_account = directory.account(AccountKind::OrgCredit, &key.key.org_id).await?;
-    let publisher_account = directory.account(AccountKind::PublisherEarnings, &target.agent.publisher_org_id).await?;
-    let platform_account = directory.account(AccountKind::PlatformRevenue, PLATFORM).await?;
+    let platform_account = inner.directory.account(AccountKind::PlatformRevenue, PLATFORM).await?;
     let hold = hold_for(&price, body.len(), inner.config.hold_output_tokens);
+    let org_id = &caller.key.key.org_id;
     let reservation =
-        inner.credit.reserve(&key.key.org_id, &org_account, hold, admitted.org.monthly_budget).await.map_err(|r| {
-            match r {
+        inner.credit.reserve(org_id, &caller.org_account, hold, admitted.org.monthly_budget).await.map_err(
+            |r| match r {
                 Refusal::Insufficient => GatewayError::InsufficientCredits,
                 Refusal::Budget => GatewayError::TooManyRequests {
                     message: "your organization budget for this month is reached".into(),
@@ -253,20 +253,15 @@ async fn hold_and_forward(
                     tracing::error!(error = %detail, "the ledger is unreachable; refusing the call");
                     GatewayError::Unavailable("billing is unavailable right now; try again shortly".into())
                 }
-            }
-        })?;
+            },
+        )?;
     let request_id = ordered_id("req");
-    let url = if route.health {
-        crate::upstream::health_url(&target.version.upstream_url)
-    } else {
-        target.version.upstream_url.clone()
-    };
     let outgoing = Outgoing {
         method,
-        url: &url,
+        uri: if route.health { target.health.as_ref() } else { target.endpoint.as_ref() },
         client_headers: &headers,
         upstream_headers: &target.upstream_headers,
-        install_token: &key.install_token,
+        install_token: &caller.key.install_token,
         request_id: &request_id,
     };
     let sent = inner.upstream.send(outgoing, body.clone()).await;
@@ -274,10 +269,8 @@ async fn hold_and_forward(
         request_id: request_id.clone(),
         created_at: now,
         started,
-        key,
+        caller,
         target,
-        org_account,
-        publisher_account,
         platform_account,
         method: asked.method,
         function: asked.function,

@@ -4,6 +4,7 @@
 //! at once, on others through the change feed — and expire after a while as a backstop.
 
 use crate::error::GatewayError;
+use axum::http::{HeaderName, HeaderValue, Uri};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +45,11 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     }
 
     /// `Some(entry)` when fresh (the entry may be a cached miss).
-    fn get(&self, key: &K) -> Option<Option<Arc<V>>> {
+    fn get<Q>(&self, key: &Q) -> Option<Option<Arc<V>>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let (at, value) = entries.get(key)?;
         let ttl = if value.is_some() { self.ttl } else { self.miss_ttl };
@@ -86,20 +91,36 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     }
 }
 
-/// An agent version calls go to, with its upstream credential opened.
+/// An agent version calls go to, prepared for forwarding: its upstream credential opened
+/// and parsed, its addresses parsed, its publisher's earnings account found.
 #[derive(Debug)]
 pub(crate) struct Target {
     pub agent: Agent,
     pub version: Version,
     /// The version's upstream headers (its credential), sent instead of the caller's.
-    pub upstream_headers: Vec<(String, String)>,
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The MCP endpoint, and the health URL beside it (`None`: not a valid `http://` URL).
+    pub endpoint: Option<Uri>,
+    pub health: Option<Uri>,
+    /// The publisher's earnings account.
+    pub publisher_account: String,
+}
+
+/// A key as the gateway admits it: the stored key and what every call with it needs.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    pub key: GatewayKey,
+    /// The rate-limit subject: this member, this agent (`org:user:agent`).
+    pub subject: String,
+    /// The org's credit account.
+    pub org_account: String,
 }
 
 /// The gateway's caches over the store.
 pub(crate) struct Directory {
     store: Store,
     sealer: Sealer,
-    keys: Cache<String, GatewayKey>,
+    keys: Cache<String, Caller>,
     targets: Cache<(String, String), Target>,
     orgs: Cache<String, Org>,
     accounts: Cache<(&'static str, String), String>,
@@ -122,12 +143,19 @@ impl Directory {
     }
 
     /// The key whose secret hashes to `hash`, revoked keys included.
-    pub async fn key(&self, hash: &str) -> Result<Option<Arc<GatewayKey>>, GatewayError> {
-        if let Some(hit) = self.keys.get(&hash.to_string()) {
+    pub async fn key(&self, hash: &str) -> Result<Option<Arc<Caller>>, GatewayError> {
+        if let Some(hit) = self.keys.get(hash) {
             return Ok(hit);
         }
         let generation = self.keys.generation();
-        let found = self.store.gateway_key(hash).await.map_err(internal)?.map(Arc::new);
+        let found = match self.store.gateway_key(hash).await.map_err(internal)? {
+            None => None,
+            Some(key) => {
+                let org_account = self.account(AccountKind::OrgCredit, &key.key.org_id).await?;
+                let subject = format!("{}:{}:{}", key.key.org_id, key.key.user_id, key.key.agent_id);
+                Some(Arc::new(Caller { key, subject, org_account }))
+            }
+        };
         self.keys.put(generation, hash.to_string(), found.clone());
         Ok(found)
     }
@@ -155,16 +183,30 @@ impl Directory {
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(internal(e)),
         };
-        let upstream_headers = match &version.upstream_headers_sealed {
+        let opened = match &version.upstream_headers_sealed {
             Some(sealed) => tollgate_domain::publish::open_headers(&self.sealer, sealed).map_err(internal)?,
             None => Vec::new(),
         };
-        Ok(Some(Target { agent, version, upstream_headers }))
+        let mut upstream_headers = Vec::with_capacity(opened.len());
+        for (name, value) in opened {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                (Ok(name), Ok(value)) => upstream_headers.push((name, value)),
+                // Logged by name only: the value is a credential.
+                _ => {
+                    tracing::warn!(agent.slug = %agent.slug, header = %name, "skipping an upstream header that is not valid HTTP")
+                }
+            }
+        }
+        let http = |url: &str| url.parse::<Uri>().ok().filter(|u| u.scheme_str() == Some("http"));
+        let endpoint = http(&version.upstream_url);
+        let health = http(&crate::upstream::health_url(&version.upstream_url));
+        let publisher_account = self.account(AccountKind::PublisherEarnings, &agent.publisher_org_id).await?;
+        Ok(Some(Target { agent, version, upstream_headers, endpoint, health, publisher_account }))
     }
 
     /// An org (its budget and rate limits).
     pub async fn org(&self, id: &str) -> Result<Arc<Org>, GatewayError> {
-        if let Some(Some(org)) = self.orgs.get(&id.to_string()) {
+        if let Some(Some(org)) = self.orgs.get(id) {
             return Ok(org);
         }
         let generation = self.orgs.generation();
@@ -190,10 +232,10 @@ impl Directory {
         match change {
             Change::Key(hash) => self.keys.remove_where(|k, _| k == hash),
             Change::Installation(id) => {
-                self.keys.remove_where(|_, key| key.is_some_and(|k| &k.key.installation_id == id));
+                self.keys.remove_where(|_, caller| caller.is_some_and(|c| &c.key.key.installation_id == id));
             }
             Change::Member(org, user) => {
-                self.keys.remove_where(|_, key| key.is_some_and(|k| &k.key.org_id == org && &k.key.user_id == user))
+                self.keys.remove_where(|_, c| c.is_some_and(|c| &c.key.key.org_id == org && &c.key.key.user_id == user))
             }
             Change::Agent(id) => self.targets.remove_where(|_, t| t.is_none_or(|t| &t.agent.id == id)),
             Change::Org(id) => self.orgs.remove_where(|k, _| k == id),

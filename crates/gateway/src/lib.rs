@@ -78,6 +78,8 @@ pub struct GatewayConfig {
     pub hold_output_tokens: i64,
     /// When charges are committed.
     pub durability: Durability,
+    /// With async durability, how long the writer gathers calls into one commit.
+    pub write_window: Duration,
     /// Threads that count tokens and settle calls (0: one per core, at most 4).
     pub meter_threads: usize,
 }
@@ -96,7 +98,8 @@ impl Default for GatewayConfig {
             platform_fee_bps: 2000,
             hold_output_tokens: 4096,
             durability: Durability::Async,
-            meter_threads: 0,
+            write_window: Duration::from_millis(5),
+            meter_threads: 1,
         }
     }
 }
@@ -130,7 +133,8 @@ impl Gateway {
         config: GatewayConfig,
     ) -> std::io::Result<Gateway> {
         tollgate_metering::warm_up();
-        let to_writer = Writer::start(store.clone());
+        let window = if config.durability == Durability::Sync { Duration::ZERO } else { config.write_window };
+        let to_writer = Writer::start(store.clone(), window);
         let counters = Arc::new(counters::Counters::new(store.clone(), shared));
         let credit = Arc::new(credit::Credit::new(store.clone(), credit::LeasePolicy::default()));
         let threads = match config.meter_threads {
@@ -222,21 +226,20 @@ async fn mcp(
     body: Body,
 ) -> Response {
     let inner = &gw.inner;
-    let resource = format!("/{agent}/{version}/mcp");
+    let route = call::Route { agent: &agent, version: &version, health: false };
     let Ok(body) = axum::body::to_bytes(body, inner.config.max_request_bytes).await else {
-        return call::refuse(inner, GatewayError::TooLarge(inner.config.max_request_bytes), &[], None, &resource);
+        return call::refuse(inner, GatewayError::TooLarge(inner.config.max_request_bytes), &[], None, &route);
     };
     let asked = if method == Method::POST {
         match call::read_mcp(&body, &headers) {
             Ok(asked) => asked,
-            Err((e, id)) => return call::refuse(inner, e, &[], id.as_ref(), &resource),
+            Err((e, id)) => return call::refuse(inner, e, &[], id.as_ref(), &route),
         }
     } else if method == Method::GET {
         call::Asked::free("session/stream")
     } else {
         call::Asked::free("session/delete")
     };
-    let route = call::Route { agent: &agent, version: &version, resource: &resource, health: false };
     call::forward(inner, route, method, headers, body, asked).await
 }
 
@@ -247,8 +250,7 @@ async fn health(
     Path((agent, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let resource = format!("/{agent}/{version}/mcp");
-    let route = call::Route { agent: &agent, version: &version, resource: &resource, health: true };
+    let route = call::Route { agent: &agent, version: &version, health: true };
     call::forward(&gw.inner, route, Method::GET, headers, Bytes::new(), call::Asked::utility("health")).await
 }
 

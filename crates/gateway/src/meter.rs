@@ -7,20 +7,19 @@
 use crate::body::Observed;
 use crate::counters::{Counters, Taken};
 use crate::credit::{Credit, Reservation};
-use crate::directory::Target;
+use crate::directory::{Caller, Target};
 use crate::writer::Writer;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tollgate_domain::Nanos;
 use tollgate_domain::money::mul_div_round_half_up;
 use tollgate_domain::pricing::{Pricing, Tokens};
 use tollgate_metering::{Output, OutputCounter, bill, call_failure, count_bytes, estimate, meter_body};
 use tollgate_store::calls::{Charge, SettledCall, UsageRecord};
-use tollgate_store::installs::GatewayKey;
 
 /// How a call is priced, decided before it is forwarded.
 #[derive(Debug, Clone, Default)]
@@ -43,10 +42,8 @@ pub(crate) struct Metering {
     pub request_id: String,
     pub created_at: i64,
     pub started: Instant,
-    pub key: Arc<GatewayKey>,
+    pub caller: Arc<Caller>,
     pub target: Arc<Target>,
-    pub org_account: String,
-    pub publisher_account: String,
     pub platform_account: String,
     pub method: String,
     pub function: String,
@@ -82,10 +79,56 @@ struct Settler {
     platform_fee_bps: i64,
 }
 
+/// A meter thread's queue. Under load the thread takes whatever has queued every `nap`
+/// (about a millisecond), so a call's end costs its sender a lock and a push — no thread is
+/// woken per call; the thread parks only when it found nothing twice, and is woken once
+/// when work comes back. With no nap (sync durability: a response waits for its charge) it
+/// is woken for each job.
+struct Mailbox {
+    state: Mutex<Queue>,
+    ready: Condvar,
+    nap: Duration,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    parked: bool,
+}
+
+impl Mailbox {
+    fn push(&self, job: Job) {
+        let mut queue = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        queue.jobs.push(job);
+        if queue.parked {
+            queue.parked = false;
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next jobs, waiting for some.
+    fn take(&self, batch: &mut Vec<Job>) {
+        let mut empty_naps = 0;
+        let mut queue = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while queue.jobs.is_empty() {
+            if self.nap.is_zero() || empty_naps >= 2 {
+                queue.parked = true;
+                queue = self.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            } else {
+                drop(queue);
+                std::thread::sleep(self.nap);
+                empty_naps += 1;
+                queue = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        std::mem::swap(&mut queue.jobs, batch);
+    }
+}
+
 /// A handle to the meter threads.
 #[derive(Clone)]
 pub(crate) struct Meter {
-    threads: Arc<Vec<mpsc::Sender<Job>>>,
+    threads: Arc<Vec<Arc<Mailbox>>>,
     streams: Arc<AtomicU64>,
     sync: bool,
 }
@@ -118,14 +161,15 @@ impl Meter {
         sync: bool,
     ) -> std::io::Result<Meter> {
         let settler = Arc::new(Settler { credit, counters, writer, platform_fee_bps });
-        let mut senders = Vec::new();
+        let nap = if sync { Duration::ZERO } else { Duration::from_millis(1) };
+        let mut mailboxes = Vec::new();
         for i in 0..threads.max(1) {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let settler = settler.clone();
-            std::thread::Builder::new().name(format!("tollgate-meter-{i}")).spawn(move || settler.run(rx))?;
-            senders.push(tx);
+            let mailbox = Arc::new(Mailbox { state: Mutex::new(Queue::default()), ready: Condvar::new(), nap });
+            let (settler, inbox) = (settler.clone(), mailbox.clone());
+            std::thread::Builder::new().name(format!("tollgate-meter-{i}")).spawn(move || settler.run(&inbox))?;
+            mailboxes.push(mailbox);
         }
-        Ok(Meter { threads: Arc::new(senders), streams: Arc::new(AtomicU64::new(0)), sync })
+        Ok(Meter { threads: Arc::new(mailboxes), streams: Arc::new(AtomicU64::new(0)), sync })
     }
 
     /// Whether each call's end waits for its charge to be committed.
@@ -139,10 +183,7 @@ impl Meter {
     }
 
     fn send(&self, stream: u64, job: Job) {
-        let thread = &self.threads[(stream % self.threads.len() as u64) as usize];
-        if thread.send(job).is_err() {
-            tracing::error!("the meter has stopped; a call could not be settled");
-        }
+        self.threads[(stream % self.threads.len() as u64) as usize].push(job);
     }
 
     /// Hands a long stream's delivered frames over before its end.
@@ -169,9 +210,8 @@ impl Meter {
         let mut waits = Vec::new();
         for thread in self.threads.iter() {
             let (tx, rx) = oneshot::channel();
-            if thread.send(Job::Flush(tx)).is_ok() {
-                waits.push(rx);
-            }
+            thread.push(Job::Flush(tx));
+            waits.push(rx);
         }
         for wait in waits {
             let _ = wait.await;
@@ -180,25 +220,31 @@ impl Meter {
 }
 
 impl Settler {
-    fn run(&self, jobs: mpsc::Receiver<Job>) {
+    fn run(&self, inbox: &Mailbox) {
         let mut streams: HashMap<u64, OutputCounter> = HashMap::new();
-        while let Ok(job) = jobs.recv() {
-            match job {
-                Job::Frames { stream, frames } => {
-                    let counter = streams.entry(stream).or_default();
-                    for frame in &frames {
-                        counter.feed(frame);
-                    }
-                }
-                Job::Done { metering, observed, committed } => {
-                    let counter = streams.remove(&metering.stream);
-                    let settled = self.settle(*metering, observed, counter);
-                    self.writer.submit(settled, committed);
-                }
-                Job::Flush(done) => {
-                    self.writer.flush_then(done);
+        let mut batch = Vec::new();
+        loop {
+            inbox.take(&mut batch);
+            for job in batch.drain(..) {
+                self.handle(job, &mut streams);
+            }
+        }
+    }
+
+    fn handle(&self, job: Job, streams: &mut HashMap<u64, OutputCounter>) {
+        match job {
+            Job::Frames { stream, frames } => {
+                let counter = streams.entry(stream).or_default();
+                for frame in &frames {
+                    counter.feed(frame);
                 }
             }
+            Job::Done { metering, observed, committed } => {
+                let counter = streams.remove(&metering.stream);
+                let settled = self.settle(*metering, observed, counter);
+                self.writer.submit(settled, committed);
+            }
+            Job::Flush(done) => self.writer.flush_then(done),
         }
     }
 
@@ -247,7 +293,7 @@ impl Settler {
         let fee = platform_fee(cost, self.platform_fee_bps);
         let draw = self.credit.settle(m.reservation, cost);
         self.counters.settle(m.taken, billed.tokens_billed, free_tier);
-        let key = &m.key.key;
+        let key = &m.caller.key.key;
         let record = UsageRecord {
             id: m.request_id,
             created_at: m.created_at,
@@ -279,9 +325,9 @@ impl Settler {
             "call"
         );
         let charge = (cost.0 > 0).then(|| Charge {
-            org_account: m.org_account,
+            org_account: m.caller.org_account.clone(),
             lease: draw.map(|d| (d.lease_id, d.amount)),
-            publisher_account: m.publisher_account,
+            publisher_account: m.target.publisher_account.clone(),
             platform_account: m.platform_account,
         });
         SettledCall { record, charge }

@@ -37,9 +37,10 @@ pub(crate) struct Upstream {
 /// What is sent upstream besides the body.
 pub(crate) struct Outgoing<'a> {
     pub method: Method,
-    pub url: &'a str,
+    /// The agent's address (`None`: the version's URL is not a valid `http://` URL).
+    pub uri: Option<&'a Uri>,
     pub client_headers: &'a HeaderMap,
-    pub upstream_headers: &'a [(String, String)],
+    pub upstream_headers: &'a [(HeaderName, HeaderValue)],
     pub install_token: &'a str,
     pub request_id: &'a str,
 }
@@ -59,13 +60,9 @@ impl Upstream {
 
     /// Sends a request; a connect failure is 503, no response headers in time 504.
     pub async fn send(&self, out: Outgoing<'_>, body: Bytes) -> Result<hyper::Response<Incoming>, GatewayError> {
-        let uri: Uri = out
-            .url
-            .parse()
-            .map_err(|_| GatewayError::Unavailable("the agent's upstream address is not valid".into()))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(GatewayError::Unavailable("this gateway build reaches agents over http:// only".into()));
-        }
+        let uri = out.uri.cloned().ok_or_else(|| {
+            GatewayError::Unavailable("the agent's upstream address is not a valid http:// URL".into())
+        })?;
         let mut request = Request::builder().method(out.method).uri(uri);
         let headers = request.headers_mut().ok_or_else(|| GatewayError::Internal("request builder".into()))?;
         for (name, value) in out.client_headers {
@@ -77,15 +74,13 @@ impl Upstream {
         // The publisher's credential replaces the consumer's; the consumer's key, address
         // and identity never reach the agent.
         for (name, value) in out.upstream_headers {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-                headers.insert(n, v);
-            }
+            headers.insert(name.clone(), value.clone());
         }
         if let Ok(v) = HeaderValue::from_str(out.install_token) {
-            headers.insert("x-tollgate-install", v);
+            headers.insert(HeaderName::from_static("x-tollgate-install"), v);
         }
         if let Ok(v) = HeaderValue::from_str(out.request_id) {
-            headers.insert("x-request-id", v);
+            headers.insert(HeaderName::from_static("x-request-id"), v);
         }
         // Host comes from the upstream URL's authority (hyper sets it from the URI).
         headers.remove(header::HOST);

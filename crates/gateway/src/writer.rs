@@ -1,7 +1,9 @@
 //! The one writer: settled calls — usage records with their charges — are written by a
-//! single task in batches (group commit). Whatever arrived while the last batch was being
-//! committed goes into the next one, so batches grow with load and a call waits for at most
-//! one commit; nothing is delayed on purpose.
+//! single task in batches (group commit). When the first call of a batch arrives, the
+//! writer waits `window` for more (by default a few milliseconds: a commit rewrites the same
+//! hot pages whether it holds ten calls or a thousand), then commits everything queued;
+//! whatever arrives during a commit goes into the next batch. With a zero window (sync
+//! durability, where a response waits for its commit) nothing is delayed on purpose.
 
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -18,10 +20,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task over `store` (call from within a Tokio runtime).
-    pub fn start(store: Store) -> Writer {
+    /// Starts the writer task over `store`, gathering each batch for `window` (call from
+    /// within a Tokio runtime).
+    pub fn start(store: Store, window: Duration) -> Writer {
         let (inbox, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, window));
         Writer { inbox }
     }
 
@@ -55,10 +58,15 @@ enum Write {
 }
 
 /// Runs the writer until every sender is gone.
-async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>) {
+async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration) {
     let mut batch: Vec<SettledCall> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = inbox.recv().await {
+        if !window.is_zero() && matches!(first, Write::Call(..)) {
+            // Sleeping (rather than waiting on the inbox) also spares every call's sender
+            // from waking this task.
+            tokio::time::sleep(window).await;
+        }
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {

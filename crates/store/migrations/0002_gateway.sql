@@ -9,6 +9,5 @@ CREATE INDEX ledger_holds_account ON ledger_holds(account_id, state);
 -- The platform's share of `cost` (the publisher earned `cost - fee`).
 ALTER TABLE usage_records ADD COLUMN fee BIGINT NOT NULL DEFAULT 0;
 
-CREATE INDEX usage_records_key_time ON usage_records(key_id, created_at);
 CREATE INDEX usage_records_free ON usage_records(org_id, agent_id, function_name, created_at) WHERE free_tier = 1;
 CREATE INDEX usage_records_agent_time ON usage_records(agent_id, created_at);

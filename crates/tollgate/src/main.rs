@@ -8,6 +8,11 @@ mod serve;
 
 use clap::Parser;
 
+/// A faster allocator than the system's for a server that allocates per request: it took a
+/// tenth of the gateway's CPU time under load with glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

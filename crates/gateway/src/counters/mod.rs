@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use tollgate_domain::pricing::{FreeReset, Tokens};
 use tollgate_domain::time::{next_utc_midnight, utc_month_start};
 use tollgate_store::Store;
-use tollgate_store::installs::DailyLimits;
+use tollgate_store::installs::{ApiKey, DailyLimits};
 
 /// A key's usage on one UTC day.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,19 +82,14 @@ impl Counters {
 
     /// Counts one request of key `key_id` today if it is under every daily limit
     /// (`Ok(false)` when a limit is reached). Keys without limits are not counted.
-    pub async fn admit_key(
-        &self,
-        key_id: &str,
-        limits: DailyLimits,
-        now_ms: i64,
-        taken: &mut Taken,
-    ) -> Result<bool, GatewayError> {
+    pub async fn admit_key(&self, key: &ApiKey, now_ms: i64, taken: &mut Taken) -> Result<bool, GatewayError> {
+        let (key_id, limits) = (key.id.as_str(), key.limits);
         if limits == DailyLimits::default() {
             return Ok(true);
         }
         let today = day_start(now_ms);
         if let Some(shared) = &self.shared {
-            let within = shared.admit_key(&self.store, key_id, limits, today).await?;
+            let within = shared.admit_key(&self.store, key, today).await?;
             if within {
                 taken.key_day = Some((key_id.to_string(), today));
             }
@@ -103,7 +98,7 @@ impl Counters {
         let loaded =
             self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(key_id).is_some_and(|d| d.day_start == today);
         if !loaded {
-            let used = self.store.key_usage_since(key_id, today).await.map_err(internal)?;
+            let used = self.store.key_usage_since(&key.installation_id, key_id, today).await.map_err(internal)?;
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
             let entry = keys.entry(key_id.to_string()).or_default();
             if entry.day_start != today {

@@ -13,7 +13,7 @@ use redis::{Client, Script};
 use std::time::Duration;
 use tollgate_domain::pricing::Tokens;
 use tollgate_store::Store;
-use tollgate_store::installs::DailyLimits;
+use tollgate_store::installs::ApiKey;
 
 /// Checks a key's day against its limits and counts the request. KEYS[1]: the day's hash.
 /// ARGV: the request, input, output and cache limits (0 = none). Returns -1 when the
@@ -124,22 +124,25 @@ impl SharedCounters {
         }
     }
 
-    /// Counts a request of `key_id` on the day starting `day_start` if it is under every
+    /// Counts a request of `api_key` on the day starting `day_start` if it is under every
     /// limit (`false` when one is reached).
     pub(super) async fn admit_key(
         &self,
         store: &Store,
-        key_id: &str,
-        limits: DailyLimits,
+        api_key: &ApiKey,
         day_start: i64,
     ) -> Result<bool, GatewayError> {
-        let key = day_key(key_id, day_start);
+        let limits = api_key.limits;
+        let key = day_key(&api_key.id, day_start);
         let args =
             [limits.requests, limits.input_tokens, limits.output_tokens, limits.cache_tokens].map(|l| l.to_string());
         for _ in 0..2 {
             match self.run(&self.admit, &key, &args).await? {
                 -1 => {
-                    let used = store.key_usage_since(key_id, day_start).await.map_err(internal)?;
+                    let used = store
+                        .key_usage_since(&api_key.installation_id, &api_key.id, day_start)
+                        .await
+                        .map_err(internal)?;
                     let fields = [
                         ("r", used.requests),
                         ("i", used.input_tokens),
