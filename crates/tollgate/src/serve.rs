@@ -96,13 +96,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         ))
         .merge(gateway.router())
         .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
-    let demo = if args.demo { crate::demo::seed(&state, &public_url(&config, &bound)).await? } else { Vec::new() };
-    let sweeper = tokio::spawn(sweep_holds(store.clone(), shutdown.clone()));
-    let signal = shutdown_signal();
-    println!("listening on http://{bound}");
-    for line in demo {
-        println!("{line}");
-    }
+    let shutdown_signal = shutdown_signal();
     let stop = shutdown.clone();
     // Small writes (SSE events, short JSON answers) go out at once, not after a delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -110,13 +104,46 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            signal.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            stop.cancel();
-        })
-        .await?;
+    // Serving starts before the demo is seeded: the demo's calls go through the gateway to
+    // the example agents on this listener. The URL is printed once seeding is done.
+    let serving = tokio::spawn(
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown_signal => tracing::info!("shutting down: finishing in-flight requests"),
+                    () = stop.cancelled() => {}
+                }
+                stop.cancel();
+            })
+            .into_future(),
+    );
+    let demo = if args.demo {
+        let url = public_url(&config, &bound);
+        let seeding = crate::demo::seed(&state, &gateway, &url);
+        let seeded = tokio::select! {
+            seeded = seeding => seeded.map(Some),
+            // Stopped while seeding: the next start finishes it.
+            () = shutdown.cancelled() => Ok(None),
+        };
+        match seeded {
+            Ok(Some(lines)) => lines,
+            stopped_or_failed => {
+                shutdown.cancel();
+                let _ = serving.await;
+                gateway.shutdown().await;
+                store.close().await;
+                return stopped_or_failed.map(|_| ());
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let sweeper = tokio::spawn(sweep_holds(store.clone(), shutdown.clone()));
+    println!("listening on http://{bound}");
+    for line in demo {
+        println!("{line}");
+    }
+    serving.await.context("the server task failed")??;
     shutdown.cancel();
     gateway.shutdown().await;
     let _ = sweeper.await;

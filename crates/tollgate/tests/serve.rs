@@ -8,15 +8,24 @@ use harness::{DEMO_PASSWORD, Db, ENCRYPTION_KEY, Server, databases, postgres, te
 use serde_json::Value;
 
 const PUBLISHER: &str = "publisher@demo.tollgate.dev";
+const LABS: &str = "labs@demo.tollgate.dev";
 const CONSUMER: &str = "demo@demo.tollgate.dev";
-const DEMO_SLUGS: [&str; 6] = ["echo", "word-counter", "summarizer", "release-notes", "ticket-triage", "audit-trail"];
+/// How many agents the demo lists, and how many versions they have when first seeded.
+const DEMO_AGENTS: u64 = 16;
+const DEMO_VERSIONS: usize = 18;
+/// The calls the demo consumer's own installations make at seeding time.
+const DEMO_CONSUMER_CALLS: u64 = 208;
 
-/// The demo publisher's agents, each with every version and its upstream.
+/// The demo publishers' agents, each with every version and its upstream.
 fn publisher_agents(server: &Server) -> Vec<Value> {
-    let (cookie, _) = server.log_in(PUBLISHER, DEMO_PASSWORD);
-    let r = server.http("GET", "/api/v1/agents", &[("Cookie", &cookie)], "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json().as_array().unwrap().clone()
+    let mut all = Vec::new();
+    for publisher in [PUBLISHER, LABS] {
+        let (cookie, _) = server.log_in(publisher, DEMO_PASSWORD);
+        let r = server.http("GET", "/api/v1/agents", &[("Cookie", &cookie)], "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        all.extend(r.json().as_array().unwrap().iter().cloned());
+    }
+    all
 }
 
 /// `(slug, version, status, upstream_url)` of every demo version, sorted.
@@ -41,6 +50,20 @@ fn store_total(server: &Server) -> Value {
     let r = server.http("GET", "/api/v1/store/agents", &[], "");
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["total"].clone()
+}
+
+/// How many calls the demo consumer's personal org has made.
+fn consumer_calls(server: &Server) -> Value {
+    let (cookie, _) = server.log_in(CONSUMER, DEMO_PASSWORD);
+    let r = server.http("GET", "/api/v1/usage", &[("Cookie", &cookie)], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["calls"].clone()
+}
+
+/// `"99.998200"` → nano-USD.
+fn usd_nanos(text: &str) -> i64 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    whole.parse::<i64>().unwrap() * 1_000_000_000 + format!("{frac:0<9}").parse::<i64>().unwrap()
 }
 
 /// Asserts that an MCP `initialize` through the gateway reaches the demo agent.
@@ -68,8 +91,11 @@ fn serve_demo_seeds_once_serves_real_mcp_examples_and_stops_cleanly() {
         let r = server.http("GET", "/api/v1/store/agents?sort=top_rated", &[], "");
         assert_eq!(r.status, 200, "{}", r.body);
         let store = r.json();
-        assert_eq!(store["total"], 6, "{store}");
+        assert_eq!(store["total"], DEMO_AGENTS, "{store}");
+        assert_eq!(store["agents"].as_array().unwrap().len(), 12, "a first page of twelve");
         assert_eq!(store["agents"][0]["rating"], 5.0);
+        // The demo's usage: real calls through the gateway, made while seeding.
+        assert_eq!(consumer_calls(&server), DEMO_CONSUMER_CALLS, "{}", server.log());
 
         // The demo agents' upstreams are real MCP servers in the same binary.
         let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -83,22 +109,28 @@ fn serve_demo_seeds_once_serves_real_mcp_examples_and_stops_cleanly() {
         assert!(r.body.contains("protocolVersion"), "{}", r.body);
         let versions = demo_versions(&server);
         let port = server.port().to_string();
+        let (cookie, _) = server.log_in(CONSUMER, DEMO_PASSWORD);
+        let balance =
+            server.http("GET", "/api/v1/billing/balance", &[("Cookie", &cookie)], "").json()["balance"].clone();
         server.stop();
 
         // The operator's CLI works on the same data.
         let out = db.run(&["admin", "grant-credits", "--org", CONSUMER, "--amount", "25.5"], &[]);
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{}: {stderr}", db.name);
-        assert!(stdout.contains("balance now 125.500000 USD"), "{stdout}");
+        let expected = usd_nanos(balance.as_str().unwrap()) + 25_500_000_000;
+        let now = stdout.split("balance now ").nth(1).and_then(|t| t.split(' ').next()).unwrap_or_default();
+        assert_eq!(usd_nanos(now), expected, "{stdout}");
         let bad = db.run(&["admin", "grant-credits", "--org", CONSUMER, "--amount=-3"], &[]);
         assert!(!bad.status.success());
         assert!(text(&bad).1.contains("negative"));
 
-        // Seeding again on the same address changes nothing: no new key, the same six
-        // agents with the same versions; the key from the first start still works.
+        // Seeding again on the same address changes nothing: no new key, the same agents
+        // with the same versions, no more calls; the key from the first start still works.
         let again = db.serve(&["--demo", "--listen", &format!("127.0.0.1:{port}")]);
         assert_eq!(again.demo_key(), None, "{:?}", again.lines);
-        assert_eq!(store_total(&again), 6);
+        assert_eq!(store_total(&again), DEMO_AGENTS);
+        assert_eq!(consumer_calls(&again), DEMO_CONSUMER_CALLS);
         assert_eq!(demo_versions(&again), versions, "{}: a second start on the same address changed the demo", db.name);
         assert_initializes(&again, "echo", "latest", &key);
         again.stop();
@@ -113,6 +145,7 @@ fn demo_agents_follow_the_address_the_server_serves_on() {
     for db in databases("demo_moves") {
         let first = db.serve(&["--demo"]);
         let key = first.demo_key().unwrap();
+        assert_eq!(consumer_calls(&first), DEMO_CONSUMER_CALLS);
         assert_initializes(&first, "echo", "1.0.0", &key);
         let first_port = first.port();
         first.stop();
@@ -125,18 +158,26 @@ fn demo_agents_follow_the_address_the_server_serves_on() {
             second = db.serve(&["--demo"]);
         }
         assert_eq!(second.demo_key(), None, "the demo key is made once: {:?}", second.lines);
+        // The first start's calls, and the test's one initialize: no more made.
+        assert_eq!(consumer_calls(&second), DEMO_CONSUMER_CALLS + 1, "no calls are made again");
         assert_initializes(&second, "echo", "latest", &key);
         assert_initializes(&second, "echo", "1.0.1", &key);
         let r = second.initialize("echo", "1.0.0", &key);
         assert_eq!(r.status, 410, "the version at the old address is retired: {}", r.body);
-        assert_eq!(store_total(&second), 6);
+        assert_eq!(store_total(&second), DEMO_AGENTS);
         let versions = demo_versions(&second);
-        assert_eq!(versions.len(), 12, "{versions:?}");
-        for slug in DEMO_SLUGS {
-            let of: Vec<_> = versions.iter().filter(|v| v.0 == slug).collect();
-            assert_eq!((of[0].1.as_str(), of[0].2.as_str()), ("1.0.0", "retired"), "{of:?}");
-            assert_eq!((of[1].1.as_str(), of[1].2.as_str()), ("1.0.1", "active"), "{of:?}");
-            assert!(of[1].3.starts_with(&format!("{}/_examples/", second.url)), "{of:?}");
+        assert_eq!(versions.len(), DEMO_VERSIONS + DEMO_AGENTS as usize, "one new version per agent: {versions:?}");
+        let slugs: std::collections::BTreeSet<&str> = versions.iter().map(|v| v.0.as_str()).collect();
+        for slug in slugs {
+            // Every earlier version retired; the new one, the highest, at this address.
+            let (newest, earlier) = {
+                let of: Vec<_> = versions.iter().filter(|v| v.0 == slug).collect();
+                let (newest, earlier) = of.split_last().unwrap();
+                (*newest, earlier.to_vec())
+            };
+            assert!(earlier.iter().all(|v| v.2 == "retired") && !earlier.is_empty(), "{earlier:?}");
+            assert_eq!(newest.2, "active", "{newest:?}");
+            assert!(newest.3.starts_with(&format!("{}/_examples/", second.url)), "{newest:?}");
         }
         for agent in publisher_agents(&second) {
             assert_eq!(agent["support"]["url"], second.url.as_str(), "{agent}");
@@ -179,12 +220,13 @@ fn demo_seeding_finishes_what_an_interrupted_start_left() {
         let server = db.serve(&["--demo"]);
         let key =
             server.demo_key().unwrap_or_else(|| panic!("{}: the seeding did not finish: {:?}", db.name, server.lines));
-        assert_eq!(store_total(&server), 6);
+        assert_eq!(store_total(&server), DEMO_AGENTS);
         let versions = demo_versions(&server);
-        assert_eq!(versions.len(), 6, "one version per agent: {versions:?}");
+        assert_eq!(versions.len(), DEMO_VERSIONS, "every release of every agent: {versions:?}");
+        assert_eq!(consumer_calls(&server), DEMO_CONSUMER_CALLS);
         assert_initializes(&server, "echo", "1.0.0", &key);
         let r = server.http("GET", "/api/v1/store/agents/echo", &[], "");
-        assert_eq!(r.json()["rating"]["average"], 5.0, "the demo review was written: {}", r.body);
+        assert_eq!(r.json()["rating"]["count"], 3, "the demo reviews were written: {}", r.body);
         server.stop();
     }
 }

@@ -1,25 +1,39 @@
-//! `serve --demo`: seeds a publisher, a consumer and agents whose upstreams are the real
-//! example MCP servers of this same binary — all through the public API, so the demo
-//! data is exactly what a person could have made.
+//! `serve --demo`: seeds a store of agents from two publishers, a consumer with
+//! installations, keys, a team, a budget and real usage, and a few more people who
+//! install and review agents — all through the public API (and the gateway, for the
+//! usage), so the demo data is exactly what people could have made. The agents'
+//! upstreams are the real example MCP servers of this same binary.
 //!
-//! Seeding is a list of steps, each of which first looks whether it is already done, so a
+//! Seeding is a list of steps, each of which first looks whether it is already done
+//! (reading the store, signing an account in only when it has something to do), so a
 //! second start changes nothing and a start after a crash mid-seeding finishes the job. On
 //! every start the demo agents' upstreams follow the address the server serves on now: a
 //! published version's upstream never changes, so when the live demo versions point at
 //! the examples of another address, a new patch version at this address is published and
 //! the stale ones are retired.
+//!
+//! The usage is made of real calls through the gateway at seeding time (see [`traffic`]),
+//! so the server must already accept connections at `public_url` when [`seed`] runs: the
+//! gateway forwards them to the examples there.
 
-use anyhow::{Context, Result, bail};
+mod catalog;
+mod community;
+mod traffic;
+
+use anyhow::{Result, bail};
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 use tollgate_api::AppState;
+use tollgate_gateway::Gateway;
 use tower::ServiceExt;
 
 /// The demo accounts' password (demo data only).
 pub const DEMO_PASSWORD: &str = "demo-tollgate-42";
 const PUBLISHER: &str = "publisher@demo.tollgate.dev";
+const LABS: &str = "labs@demo.tollgate.dev";
 const CONSUMER: &str = "demo@demo.tollgate.dev";
 
 /// A signed-in demo account calling the API in-process.
@@ -41,19 +55,23 @@ impl Answer {
     }
 }
 
-async fn send(
-    router: &axum::Router,
+/// A request to the API: `org` is sent as `X-Tollgate-Org` (the org to act in).
+struct Call<'a> {
     method: Method,
-    path: &str,
-    body: Option<&Value>,
-    cookie: &str,
-    csrf: &str,
-) -> Result<(Answer, String)> {
-    let mut request = Request::builder().method(method).uri(path).header(header::COOKIE, cookie);
+    path: &'a str,
+    body: Option<&'a Value>,
+    org: Option<&'a str>,
+}
+
+async fn send(router: &axum::Router, call: Call<'_>, cookie: &str, csrf: &str) -> Result<(Answer, String)> {
+    let mut request = Request::builder().method(call.method).uri(call.path).header(header::COOKIE, cookie);
     if !csrf.is_empty() {
         request = request.header("x-csrf-token", csrf);
     }
-    let request = match body {
+    if let Some(org) = call.org {
+        request = request.header("x-tollgate-org", org);
+    }
+    let request = match call.body {
         Some(body) => {
             request.header(header::CONTENT_TYPE, "application/json").body(Body::from(serde_json::to_vec(body)?))?
         }
@@ -73,345 +91,268 @@ async fn send(
     Ok((Answer { status, body }, set_cookie))
 }
 
+fn post<'a>(path: &'a str, body: &'a Value) -> Call<'a> {
+    Call { method: Method::POST, path, body: Some(body), org: None }
+}
+
 impl Client {
-    /// Logs the demo account `email` in, or signs it up if it does not exist yet (or, when
-    /// another replica signed it up a moment ago, logs in after all).
-    async fn account(state: &AppState, router: &axum::Router, email: &str, name: &str) -> Result<Client> {
-        let login = json!({"email": email, "password": DEMO_PASSWORD});
-        let signup = json!({"email": email, "password": DEMO_PASSWORD, "name": name});
-        let log_in = || send(router, Method::POST, "/api/v1/auth/login", Some(&login), "", "");
-        let (answer, cookie) = if state.store.user_by_email(email).await?.is_some() {
-            log_in().await?
-        } else {
-            match send(router, Method::POST, "/api/v1/auth/signup", Some(&signup), "", "").await? {
-                (answer, _) if answer.status == 409 => log_in().await?,
-                signed_up => signed_up,
-            }
-        };
-        if answer.status == 401 {
-            bail!(
-                "the demo account {email} exists but no longer has the demo password; \
-                 start without --demo, or with a new data directory or database"
-            );
-        }
-        if !answer.ok() {
-            bail!("signing in the demo account {email} answered {}: {}", answer.status, answer.body);
-        }
-        let csrf = answer.body["csrf_token"].as_str().unwrap_or_default().to_string();
-        Ok(Client { router: router.clone(), cookie, csrf })
-    }
-
     /// Sends a request; any status is returned.
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer> {
-        Ok(send(&self.router, method, path, body.as_ref(), &self.cookie, &self.csrf).await?.0)
+    async fn send_in(&self, org: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Result<Answer> {
+        let call = Call { method, path, body: body.as_ref(), org };
+        Ok(send(&self.router, call, &self.cookie, &self.csrf).await?.0)
     }
 
-    /// Sends a request that must succeed.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let answer = self.send(method.clone(), path, body).await?;
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer> {
+        self.send_in(None, method, path, body).await
+    }
+
+    /// Sends a request (acting in `org`, when given) that must succeed.
+    async fn call_in(&self, org: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let answer = self.send_in(org, method.clone(), path, body).await?;
         if !answer.ok() {
             bail!("demo seeding: {method} {path} answered {}: {}", answer.status, answer.body);
         }
         Ok(answer.body)
     }
 
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        self.call_in(None, method, path, body).await
+    }
+
     /// Sends a request that must succeed or find it already done (409: an earlier start, or
     /// another replica, did it).
-    async fn create(&self, path: &str, body: Value) -> Result<()> {
-        let answer = self.send(Method::POST, path, Some(body)).await?;
+    async fn create_in(&self, org: Option<&str>, path: &str, body: Value) -> Result<()> {
+        let answer = self.send_in(org, Method::POST, path, Some(body)).await?;
         if !answer.ok() && answer.status != 409 {
             bail!("demo seeding: POST {path} answered {}: {}", answer.status, answer.body);
         }
         Ok(())
     }
 
+    async fn create(&self, path: &str, body: Value) -> Result<()> {
+        self.create_in(None, path, body).await
+    }
+
     /// Ends the session the seeder used.
-    async fn log_out(self) -> Result<()> {
+    async fn log_out(&self) -> Result<()> {
         self.send(Method::POST, "/api/v1/auth/logout", None).await.map(|_| ())
     }
 }
 
-struct DemoAgent {
-    slug: &'static str,
-    name: &'static str,
-    category: &'static str,
-    description: &'static str,
-    upstream: &'static str,
-    function: &'static str,
-    pricing: Value,
-    capabilities: &'static [&'static str],
+/// What every seeding step has: the API's state and router, and the address served on.
+struct Demo<'a> {
+    state: &'a AppState,
+    router: axum::Router,
+    public_url: &'a str,
 }
 
-fn agents() -> Vec<DemoAgent> {
-    vec![
-        DemoAgent {
-            slug: "echo",
-            name: "Echo",
-            category: "devtools",
-            description: "Sends back exactly what you give it. The quickest way to check that your key, your client and the gateway work.",
-            upstream: "echo",
-            function: "echo",
-            pricing: json!({"model": "per_request", "price": "0.001"}),
-            capabilities: &["testing"],
-        },
-        DemoAgent {
-            slug: "word-counter",
-            name: "Word Counter",
-            category: "productivity",
-            description: "Counts the words and characters of any text, Unicode-aware.",
-            upstream: "word-count",
-            function: "count_words",
-            pricing: json!({"model": "per_request", "price": "0.0005"}),
-            capabilities: &["text analysis"],
-        },
-        DemoAgent {
-            slug: "summarizer",
-            name: "Summarizer",
-            category: "productivity",
-            description: "Shortens long text to its opening words and reports the tokens it used, billed per token.",
-            upstream: "usage-reporter",
-            function: "summarize",
-            pricing: json!({"model": "per_token", "input_per_million": "2.00", "output_per_million": "4.00", "cache_per_million": "0.50"}),
-            capabilities: &["summarization", "reasoning"],
-        },
-        DemoAgent {
-            slug: "release-notes",
-            name: "Release Notes Writer",
-            category: "devtools",
-            description: "Turns a list of changes into short release notes for your changelog.",
-            upstream: "usage-reporter",
-            function: "summarize",
-            pricing: json!({"model": "per_token", "input_per_million": "1.00", "output_per_million": "3.00", "cache_per_million": "0.25"}),
-            capabilities: &["code generation", "summarization"],
-        },
-        DemoAgent {
-            slug: "ticket-triage",
-            name: "Ticket Triage",
-            category: "communication",
-            description: "Reads a support ticket and sizes it up before a person picks it up.",
-            upstream: "word-count",
-            function: "count_words",
-            pricing: json!({"model": "per_request", "price": "0.002"}),
-            capabilities: &["classification", "planning"],
-        },
-        DemoAgent {
-            slug: "audit-trail",
-            name: "Audit Trail",
-            category: "security",
-            description: "Repeats inputs verbatim into your own audit pipeline, with SOC 2 and HIPAA controls declared.",
-            upstream: "echo",
-            function: "echo",
-            pricing: json!({"model": "per_request", "price": "0.0002"}),
-            capabilities: &["compliance"],
-        },
-    ]
+/// A demo account that exists; signed in the first time it has something to do.
+struct Account<'a> {
+    demo: &'a Demo<'a>,
+    email: &'static str,
+    user_id: String,
+    personal_org_id: String,
+    client: OnceCell<Client>,
 }
 
-/// Where a demo agent's upstream is when this server is reached at `public_url`.
-fn examples_url(public_url: &str, upstream: &str) -> String {
-    format!("{}/_examples/{upstream}/mcp", public_url.trim_end_matches('/'))
-}
-
-/// The version after every one in `versions` (`major.minor.patch+1` of the highest).
-fn next_version(versions: &[Value]) -> String {
-    let numbers = |v: &Value| -> Option<(u64, u64, u64)> {
-        let text = v["version"].as_str()?;
-        let core = text.split(['-', '+']).next()?;
-        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-        Some((parts.next()??, parts.next()??, parts.next()??))
-    };
-    let (major, minor, patch) = versions.iter().filter_map(numbers).max().unwrap_or((1, 0, 0));
-    format!("{major}.{minor}.{}", patch + 1)
-}
-
-/// The version to publish for `a` with its upstream at `upstream_url`.
-fn version_body(a: &DemoAgent, version: &str, upstream_url: &str) -> Value {
-    json!({
-        "version": version,
-        "upstream_url": upstream_url,
-        "upstream_headers": {},
-        "base_fee": "0.0001",
-        "functions": [{"name": a.function, "pricing": a.pricing, "free_calls": 25, "free_reset": "monthly"}],
-        "dependencies": [],
-        "task_timeout_seconds": 300,
-        "cold_start": false
-    })
-}
-
-fn support(public_url: &str) -> Value {
-    let base = public_url.trim_end_matches('/');
-    json!({"email": "support@demo.tollgate.dev", "url": base, "docs_url": format!("{base}/api/v1/openapi.json")})
-}
-
-/// Makes the demo agent `a` exist with a live version whose upstream is this server's
-/// example (see the module's documentation), and its support links on this address.
-async fn seed_agent(publisher: &Client, i: usize, a: &DemoAgent, public_url: &str) -> Result<()> {
-    let path = format!("/api/v1/agents/{}", a.slug);
-    let found = publisher.send(Method::GET, &path, None).await?;
-    let agent = match found.status {
-        200 => found.body,
-        404 => {
-            publisher
-                .create("/api/v1/agents", json!({
-                    "slug": a.slug, "name": a.name, "description": a.description, "category": a.category,
-                    "protocol": "mcp", "platforms": ["Claude Desktop", "Cursor", "VS Code"],
-                    "capabilities": a.capabilities, "tags": ["demo"],
-                    "use_cases": [format!("Try {} from your MCP client in a minute.", a.name)],
-                    "governance": {
-                        "data_collected": ["tool arguments"], "storage_region": "eu-central", "storage_provider": "Self-hosted",
-                        "retention_days": 0, "training_use": false,
-                        "compliance": if i.is_multiple_of(2) { json!(["gdpr"]) } else { json!(["gdpr", "soc2", "hipaa"]) },
-                        "security_measures": ["TLS in transit", "no content stored"]
-                    },
-                    "support": support(public_url)
-                }))
-                .await?;
-            // Read it back: a slug taken by someone else's agent is a 404 here too.
-            publisher
-                .call(Method::GET, &path, None)
-                .await
-                .with_context(|| format!("the demo agent slug {:?} belongs to another publisher", a.slug))?
+impl<'a> Demo<'a> {
+    /// The demo account `email`, signed up now if it does not exist yet (or, when another
+    /// replica signed it up a moment ago, found after all).
+    async fn account(&'a self, email: &'static str, name: &str) -> Result<Account<'a>> {
+        let client = OnceCell::new();
+        if self.state.store.user_by_email(email).await?.is_none() {
+            let signup = json!({"email": email, "password": DEMO_PASSWORD, "name": name});
+            let (answer, cookie) = send(&self.router, post("/api/v1/auth/signup", &signup), "", "").await?;
+            if answer.ok() {
+                let csrf = answer.body["csrf_token"].as_str().unwrap_or_default().to_string();
+                let _ = client.set(Client { router: self.router.clone(), cookie, csrf });
+            } else if answer.status != 409 {
+                bail!("signing up the demo account {email} answered {}: {}", answer.status, answer.body);
+            }
         }
-        status => bail!("demo seeding: GET {path} answered {status}: {}", found.body),
-    };
-    let versions = agent["versions"].as_array().cloned().unwrap_or_default();
-    let wanted = examples_url(public_url, a.upstream);
-    if versions.is_empty() {
-        publisher.create(&format!("{path}/versions"), version_body(a, "1.0.0", &wanted)).await?;
+        let Some((user, _)) = self.state.store.user_by_email(email).await? else {
+            bail!("the demo account {email} is missing after signing it up");
+        };
+        Ok(Account { demo: self, email, user_id: user.id, personal_org_id: user.personal_org_id, client })
     }
-    // Live versions on the examples of another address; a version the publisher pointed
-    // anywhere else is theirs and left alone.
-    let live = |v: &&Value| v["status"] != "retired";
-    let stale: Vec<&Value> = versions
-        .iter()
-        .filter(live)
-        .filter(|v| v["upstream_url"].as_str().is_some_and(|u| u.contains("/_examples/") && u != wanted))
-        .collect();
-    if !stale.is_empty() && !versions.iter().filter(live).any(|v| v["upstream_url"] == wanted.as_str()) {
-        let next = next_version(&versions);
-        publisher.create(&format!("{path}/versions"), version_body(a, &next, &wanted)).await?;
-        tracing::info!(agent.slug = a.slug, version = %next, upstream = %wanted, "demo agent re-pointed at this address");
-    }
-    for v in stale {
-        let number = v["version"].as_str().unwrap_or_default();
-        publisher.call(Method::PATCH, &format!("{path}/versions/{number}"), Some(json!({"status": "retired"}))).await?;
-    }
-    if agent["support"] != support(public_url) {
-        publisher.call(Method::PATCH, &path, Some(json!({"support": support(public_url)}))).await?;
-    }
-    Ok(())
 }
 
-/// Seeds what is missing of the demo and re-points its agents at `public_url`; returns the
-/// lines to print (credentials, and the demo key when it was made now).
-pub async fn seed(state: &AppState, public_url: &str) -> Result<Vec<String>> {
-    let router = tollgate_api::router(state.clone());
-    let publisher =
-        Client::account(state, &router, PUBLISHER, "Demo Publisher").await.context("seeding the demo publisher")?;
-    for (i, a) in agents().iter().enumerate() {
-        seed_agent(&publisher, i, a, public_url).await.with_context(|| format!("seeding the demo agent {}", a.slug))?;
+impl Account<'_> {
+    /// The account's API client, logging it in on first use.
+    async fn api(&self) -> Result<&Client> {
+        self.client
+            .get_or_try_init(|| async {
+                let login = json!({"email": self.email, "password": DEMO_PASSWORD});
+                let (answer, cookie) = send(&self.demo.router, post("/api/v1/auth/login", &login), "", "").await?;
+                if answer.status == 401 {
+                    bail!(
+                        "the demo account {} exists but no longer has the demo password; \
+                         start without --demo, or with a new data directory or database",
+                        self.email
+                    );
+                }
+                if !answer.ok() {
+                    bail!("logging in the demo account {} answered {}: {}", self.email, answer.status, answer.body);
+                }
+                let csrf = answer.body["csrf_token"].as_str().unwrap_or_default().to_string();
+                Ok(Client { router: self.demo.router.clone(), cookie, csrf })
+            })
+            .await
     }
-    publisher.log_out().await?;
 
-    let consumer = Client::account(state, &router, CONSUMER, "Demo User").await.context("seeding the demo consumer")?;
-    for (slug, rating, body) in [
-        ("echo", 5, "Exactly what I needed to test my MCP setup."),
-        ("summarizer", 4, "Fast, and the token usage it reports matches my own counts."),
-        ("word-counter", 5, "Simple and correct with emoji and accents."),
-    ] {
-        let mine = consumer.send(Method::GET, &format!("/api/v1/agents/{slug}/reviews/mine"), None).await?;
-        if mine.status == 404 {
-            consumer.create(&format!("/api/v1/agents/{slug}/reviews"), json!({"rating": rating, "body": body})).await?;
+    /// Ends the seeder's session, if it opened one.
+    async fn finish(self) -> Result<()> {
+        match self.client.into_inner() {
+            Some(client) => client.log_out().await,
+            None => Ok(()),
         }
     }
+}
+
+/// Seeds what is missing of the demo and re-points its agents at `public_url`, making its
+/// usage through `gateway` (the server must be accepting connections at `public_url`);
+/// returns the lines to print (credentials, and the demo key when it was made now).
+pub async fn seed(state: &AppState, gateway: &Gateway, public_url: &str) -> Result<Vec<String>> {
+    let demo = Demo { state, router: tollgate_api::router(state.clone()), public_url };
+    let people = community::People::seed(&demo).await?;
     let mut lines = Vec::new();
-    if let Some(key) = demo_key(&consumer).await? {
-        lines.push(format!("demo: a key for the Echo agent (shown once): {key}"));
+    let made = async {
+        for a in catalog::agents() {
+            let owner = match a.publisher {
+                catalog::Publisher::Main => &people.publisher,
+                catalog::Publisher::Labs => &people.labs,
+            };
+            catalog::seed_agent(&demo, owner, &a)
+                .await
+                .map_err(|e| e.context(format!("seeding the demo agent {}", a.slug)))?;
+        }
+        if let Some(key) = community::seed(&demo, &people).await? {
+            lines.push(format!("demo: a key for the Echo agent (shown once): {key}"));
+        }
+        traffic::seed(&demo, &people, gateway).await
     }
-    consumer.log_out().await?;
-    lines.push(format!("demo: consumer {CONSUMER} / {DEMO_PASSWORD}; publisher {PUBLISHER} / {DEMO_PASSWORD}"));
+    .await;
+    people.finish().await?;
+    made?;
+    lines.push(format!(
+        "demo: consumer {CONSUMER} / {DEMO_PASSWORD}; publishers {PUBLISHER} and {LABS} / {DEMO_PASSWORD}"
+    ));
     Ok(lines)
-}
-
-/// Installs Echo for the demo consumer and makes its key, unless done before; returns the
-/// key when it was made now. An installation the consumer uninstalled, or a key they
-/// revoked, stays so.
-async fn demo_key(consumer: &Client) -> Result<Option<String>> {
-    let echo = |list: &Value| -> Option<Value> {
-        let all = list.as_array()?;
-        all.iter()
-            .find(|i| i["agent"] == "echo" && i["status"] == "active")
-            .or_else(|| all.iter().find(|i| i["agent"] == "echo"))
-            .cloned()
-    };
-    let mut installation = echo(&consumer.call(Method::GET, "/api/v1/installations?all=true", None).await?);
-    if installation.is_none() {
-        consumer.create("/api/v1/installations", json!({"agent": "echo"})).await?;
-        installation = echo(&consumer.call(Method::GET, "/api/v1/installations?all=true", None).await?);
-    }
-    let installation = installation.context("the demo installation of Echo is missing after installing it")?;
-    if installation["status"] != "active" {
-        return Ok(None);
-    }
-    let id = installation["id"].as_str().unwrap_or_default();
-    let keys = consumer.call(Method::GET, &format!("/api/v1/installations/{id}/keys"), None).await?;
-    if keys.as_array().is_some_and(|k| !k.is_empty()) {
-        return Ok(None);
-    }
-    let key = consumer
-        .call(Method::POST, &format!("/api/v1/installations/{id}/keys"), Some(json!({"name": "Demo key"})))
-        .await?;
-    Ok(key["key"].as_str().map(str::to_string))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::catalog::{agents, next_version, upstream_url};
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
     use tollgate_api::ApiConfig;
     use tollgate_domain::secret::Sealer;
+    use tollgate_gateway::GatewayConfig;
+    use tollgate_gateway::ratelimit::MemoryRateLimiter;
     use tollgate_store::Store;
     use tollgate_store::testing::TestStore;
+    use tollgate_store::usage::{AuditFilter, UsageScope};
 
-    const URL: &str = "http://127.0.0.1:8080";
+    /// Serves the example agents on a port of their own; returns the address the demo
+    /// then seeds for (the gateway is called in process, the examples over TCP).
+    async fn examples() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().nest("/_examples", tollgate_examples::router());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    /// One start: the API's state and a gateway over `store`.
+    fn start(store: &Store, key: &str, url: &str) -> (AppState, Gateway) {
+        let sealer = Sealer::from_hex(key).unwrap();
+        let state = AppState::new(store.clone(), ApiConfig::default(), sealer.clone());
+        let config = GatewayConfig { public_url: url.to_string(), ..GatewayConfig::default() };
+        let gateway = Gateway::start(store.clone(), sealer, Arc::new(MemoryRateLimiter::new()), None, config).unwrap();
+        (state, gateway)
+    }
 
     /// What the demo is, read from the store: every demo version as (slug, version,
-    /// status, upstream), the number of reviews, and each installation with its key count.
-    async fn demo(state: &AppState) -> (Vec<(String, String, String, String)>, i64, Vec<(String, String, usize)>) {
-        let (publisher, _) = state.store.user_by_email(PUBLISHER).await.unwrap().unwrap();
+    /// status, upstream); the number of reviews; each installation of the consumer with
+    /// its status, active keys and usage records; and the records of every org.
+    #[derive(Debug, PartialEq)]
+    struct Seeded {
+        versions: Vec<(String, String, String, String)>,
+        reviews: i64,
+        installs: Vec<(String, String, Vec<String>, i64)>,
+        records: i64,
+    }
+
+    async fn records(store: &Store, org: &str, installation: Option<&str>) -> i64 {
+        let scope = UsageScope {
+            org_id: org.to_string(),
+            installation_id: installation.map(str::to_string),
+            from: 0,
+            to: i64::MAX,
+        };
+        store.audit_page(&AuditFilter { scope, ..AuditFilter::default() }, 1, 0).await.unwrap().1
+    }
+
+    async fn demo(store: &Store) -> Seeded {
         let mut versions = Vec::new();
         let mut reviews = 0;
-        for (agent, of) in state.store.org_agents(&publisher.personal_org_id).await.unwrap() {
-            reviews += state.store.rating_summary(&agent.id).await.unwrap().count;
-            for v in of {
-                versions.push((agent.slug.clone(), v.version, v.status, v.upstream_url));
+        for email in [PUBLISHER, LABS] {
+            let (publisher, _) = store.user_by_email(email).await.unwrap().unwrap();
+            for (agent, of) in store.org_agents(&publisher.personal_org_id).await.unwrap() {
+                reviews += store.rating_summary(&agent.id).await.unwrap().count;
+                for v in of {
+                    versions.push((agent.slug.clone(), v.version, v.status, v.upstream_url));
+                }
             }
         }
         versions.sort();
-        let (consumer, _) = state.store.user_by_email(CONSUMER).await.unwrap().unwrap();
+        let (consumer, _) = store.user_by_email(CONSUMER).await.unwrap().unwrap();
         let mut installs = Vec::new();
-        for i in state.store.installations(&consumer.personal_org_id, true).await.unwrap() {
-            let keys = state.store.installation_keys(&i.id).await.unwrap().len();
-            installs.push((i.agent_slug, i.status, keys));
+        for i in store.installations(&consumer.personal_org_id, true).await.unwrap() {
+            let mut keys: Vec<String> = store
+                .installation_keys(&i.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|k| k.revoked_at.is_none())
+                .map(|k| k.name)
+                .collect();
+            keys.sort();
+            let calls = records(store, &consumer.personal_org_id, Some(&i.id)).await;
+            installs.push((i.agent_slug, i.status, keys, calls));
         }
-        (versions, reviews, installs)
+        installs.sort();
+        let mut records_total = 0;
+        for email in [CONSUMER, "ana@demo.tollgate.dev", "ben@demo.tollgate.dev", "chen@demo.tollgate.dev"] {
+            let (user, _) = store.user_by_email(email).await.unwrap().unwrap();
+            for (org, _) in store.orgs_of_user(&user.id).await.unwrap() {
+                if org.personal || email == CONSUMER {
+                    records_total += records(store, &org.id, None).await;
+                }
+            }
+        }
+        Seeded { versions, reviews, installs, records: records_total }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn seeding_cut_off_anywhere_is_finished_by_the_next_start() {
         let db = TestStore::new().await.unwrap();
         let key = Sealer::generate_key_hex().unwrap();
-        // Each start is cut off a little later than the one before, as a crash would stop
-        // it: the seeding future is dropped mid-way and the start's connections are closed
-        // (the database rolls back whatever they left open), until one start finishes.
+        let url = examples().await;
+        // Each start is cut off later than the one before, as a crash would stop it: the
+        // seeding future is dropped mid-way (calls in flight included), the start's gateway
+        // writes what it metered and its connections are closed (the database rolls back
+        // whatever they left open), until one start finishes.
         let mut budget = Duration::from_millis(1);
         let mut cut = 0;
         let mut keys_shown = 0;
         loop {
             let store = Store::connect_in_schema(&db.url, db.schema()).await.unwrap();
-            let state = AppState::new(store.clone(), ApiConfig::default(), Sealer::from_hex(&key).unwrap());
-            let outcome = tokio::time::timeout(budget, seed(&state, URL)).await;
+            let (state, gateway) = start(&store, &key, &url);
+            let outcome = tokio::time::timeout(budget, seed(&state, &gateway, &url)).await;
+            gateway.shutdown().await;
             store.close().await;
             match outcome {
                 Ok(lines) => {
@@ -420,58 +361,94 @@ mod tests {
                 }
                 Err(_) => cut += 1,
             }
-            budget += Duration::from_millis(2);
-            assert!(cut < 1000, "seeding never finished");
+            budget = budget * 3 / 2 + Duration::from_millis(1);
+            assert!(cut < 100, "seeding never finished");
         }
-        let state = AppState::new(db.store.clone(), ApiConfig::default(), Sealer::from_hex(&key).unwrap());
         assert!(cut > 3, "the seeding was cut off only {cut} times");
-        let seeded = demo(&state).await;
-        let lines = seed(&state, URL).await.unwrap();
+        let (state, gateway) = start(&db.store, &key, &url);
+        let seeded = demo(&db.store).await;
+        let lines = seed(&state, &gateway, &url).await.unwrap();
         assert_eq!(lines.len(), 1, "a finished demo is left as it is: {lines:?}");
-        assert_eq!(demo(&state).await, seeded);
+        gateway.shutdown().await;
+        assert_eq!(demo(&db.store).await, seeded, "a second start changed the demo");
 
-        let (versions, reviews, installs) = seeded;
-        let wanted: Vec<_> = {
-            let mut all: Vec<_> = agents()
-                .iter()
-                .map(|a| (a.slug.to_string(), "1.0.0".to_string(), "active".to_string(), examples_url(URL, a.upstream)))
-                .collect();
-            all.sort();
-            all
-        };
-        assert_eq!(versions, wanted, "every agent, one version each, after {cut} cut-off starts");
-        assert_eq!(reviews, 3);
-        // The key was made once; if the start that made it was cut off before printing it,
-        // it was never shown (log in as the demo consumer to make another).
-        assert_eq!(installs, vec![("echo".to_string(), "active".to_string(), 1)]);
+        let mut wanted = Vec::new();
+        for a in agents() {
+            for r in &a.releases {
+                let status = if r.deprecated { "deprecated" } else { "active" };
+                wanted.push((a.slug.to_string(), r.version.to_string(), status.to_string(), upstream_url(&url, &a)));
+            }
+        }
+        wanted.sort();
+        assert_eq!(seeded.versions, wanted, "every agent with its releases, after {cut} cut-off starts");
+        assert_eq!(seeded.reviews, 18);
+        // Every installation of the consumer has its calls; Echo also has the demo key
+        // (made once; if the start that made it was cut off before printing it, it was
+        // never shown: log in as the demo consumer to make another).
+        let calls: Vec<(&str, i64)> = seeded.installs.iter().map(|i| (i.0.as_str(), i.3)).collect();
+        assert_eq!(
+            calls,
+            [
+                ("commit-message", 28),
+                ("echo", 40),
+                ("invoice-reader", 16),
+                ("latency-probe", 14),
+                ("release-notes", 24),
+                ("summarizer", 36),
+                ("ticket-triage", 20),
+                ("word-counter", 30)
+            ]
+        );
+        for (slug, status, keys, _) in &seeded.installs {
+            let expected: &[&str] = if slug == "echo" { &["Demo key", "Production"] } else { &["Production"] };
+            assert_eq!(status, "active", "{slug}");
+            assert_eq!(keys, expected, "{slug}: the active keys");
+        }
+        assert_eq!(seeded.records, 208 + 28 + 22, "the consumer's, the reviewers' and the team's calls");
         assert!(keys_shown <= 1);
+        let (sum, consistent) = db.store.ledger_audit().await.unwrap();
+        assert_eq!((sum, consistent), (0, true), "the ledger balances");
+        let audit = db.store.settlement_audit().await.unwrap();
+        assert_eq!((audit.mismatched, audit.orphans), (0, 0), "{audit:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_new_address_gets_a_new_version_and_the_old_ones_retire() {
         let db = TestStore::new().await.unwrap();
-        let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
-        let state = AppState::new(db.store.clone(), ApiConfig::default(), sealer);
-        seed(&state, "http://127.0.0.1:1111").await.unwrap();
-        seed(&state, "http://127.0.0.1:2222/").await.unwrap();
-        seed(&state, "http://127.0.0.1:1111").await.unwrap();
-        let (versions, _, _) = demo(&state).await;
-        let echo: Vec<_> =
-            versions.iter().filter(|v| v.0 == "echo").map(|v| (v.1.as_str(), v.2.as_str(), v.3.as_str())).collect();
+        let key = Sealer::generate_key_hex().unwrap();
+        let (first, second) = (examples().await, examples().await);
+        for url in [&first, &format!("{second}/"), &first] {
+            let (state, gateway) = start(&db.store, &key, url.trim_end_matches('/'));
+            seed(&state, &gateway, url).await.unwrap();
+            gateway.shutdown().await;
+        }
+        let seeded = demo(&db.store).await;
+        let echo: Vec<_> = seeded
+            .versions
+            .iter()
+            .filter(|v| v.0 == "echo")
+            .map(|v| (v.1.as_str(), v.2.as_str(), v.3.as_str()))
+            .collect();
+        let at = |url: &str| format!("{url}/_examples/echo/mcp");
         assert_eq!(
             echo,
             vec![
-                ("1.0.0", "retired", "http://127.0.0.1:1111/_examples/echo/mcp"),
-                ("1.0.1", "retired", "http://127.0.0.1:2222/_examples/echo/mcp"),
-                ("1.0.2", "active", "http://127.0.0.1:1111/_examples/echo/mcp"),
+                ("1.0.0", "retired", at(&first).as_str()),
+                ("1.0.1", "retired", at(&second).as_str()),
+                ("1.0.2", "active", at(&first).as_str()),
             ]
         );
-        assert_eq!(versions.len(), 18);
+        let summarizer: Vec<_> =
+            seeded.versions.iter().filter(|v| v.0 == "summarizer").map(|v| (v.1.as_str(), v.2.as_str())).collect();
+        assert_eq!(summarizer, [("1.0.0", "retired"), ("1.1.0", "retired"), ("1.1.1", "retired"), ("1.1.2", "active")]);
+        let releases: usize = agents().iter().map(|a| a.releases.len()).sum();
+        assert_eq!(seeded.versions.len(), releases + 2 * agents().len());
+        assert_eq!(seeded.records, 208 + 28 + 22, "calls are made once, at the first address");
     }
 
     #[test]
     fn the_next_version_follows_the_highest() {
-        let of = |v: &[&str]| next_version(&v.iter().map(|v| json!({"version": v})).collect::<Vec<_>>());
+        let of = |v: &[&str]| next_version(v.iter().copied());
         assert_eq!(of(&["1.0.0"]), "1.0.1");
         assert_eq!(of(&["1.0.9", "1.0.10", "1.0.2"]), "1.0.11");
         assert_eq!(of(&["1.2.0-beta.1", "1.1.7"]), "1.2.1");
