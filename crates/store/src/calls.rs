@@ -91,9 +91,34 @@ const TRANSFER_COLUMNS: &str =
     "id, idempotency_key, debit_account_id, credit_account_id, amount, kind, memo, hold_id, created_at";
 const TRANSFER_ARITY: usize = 9;
 
-/// Rows per multi-row `INSERT`: well under both databases' bind-parameter limits
-/// (SQLite 32,766; PostgreSQL 65,535).
-const ROWS_PER_INSERT: usize = 200;
+/// The most rows in one multi-row `INSERT`: well under both databases' bind-parameter
+/// limits (SQLite 32,766; PostgreSQL 65,535).
+const MAX_ROWS_PER_INSERT: usize = 128;
+
+/// Splits `total` rows into inserts of power-of-two sizes (largest first, at most
+/// [`MAX_ROWS_PER_INSERT`]), so batches of any size use one of eight statements, each
+/// prepared once and then found in the connection's statement cache.
+fn insert_sizes(total: usize) -> impl Iterator<Item = usize> {
+    let mut left = total;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let size = if left >= MAX_ROWS_PER_INSERT { MAX_ROWS_PER_INSERT } else { 1 << left.ilog2() };
+        left -= size;
+        Some(size)
+    })
+}
+
+/// `items` cut into consecutive slices of [`insert_sizes`].
+fn insert_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut start = 0;
+    insert_sizes(items.len()).map(move |size| {
+        let chunk = &items[start..start + size];
+        start += size;
+        chunk
+    })
+}
 
 /// `VALUES (…), (…)` for `rows` rows of `arity` columns. Only placeholders are built here;
 /// every value is bound. PostgreSQL takes `$1, $2, …`; SQLite gets anonymous `?`s, which it
@@ -180,7 +205,7 @@ impl Store {
 
         let mut tx = self.begin().await?;
         let mut written: HashSet<String> = HashSet::with_capacity(calls.len());
-        for (chunk, chunk_charges) in calls.chunks(ROWS_PER_INSERT).zip(charges.chunks(ROWS_PER_INSERT)) {
+        for (chunk, chunk_charges) in insert_chunks(calls).zip(insert_chunks(&charges)) {
             let sql = format!(
                 "INSERT INTO usage_records ({RECORD_COLUMNS}){} ON CONFLICT (id) DO NOTHING RETURNING id",
                 values_clause(chunk.len(), RECORD_ARITY, self.backend())
@@ -223,7 +248,7 @@ impl Store {
         // Only the calls whose records were written now are charged now.
         let fresh: Vec<usize> = (0..calls.len()).filter(|&i| written.contains(&calls[i].record.id)).collect();
         let new_transfers: Vec<&NewCharge<'_>> = fresh.iter().flat_map(|&i| charges[i].iter()).collect();
-        for chunk in new_transfers.chunks(ROWS_PER_INSERT) {
+        for chunk in insert_chunks(&new_transfers) {
             let sql = format!(
                 "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}){}",
                 values_clause(chunk.len(), TRANSFER_ARITY, self.backend())
@@ -437,4 +462,22 @@ async fn draw_lease(conn: &mut sqlx::AnyConnection, lease_id: &str, amount: i64)
     .execute(&mut *conn)
     .await?;
     Ok(if partial.rows_affected() == 1 { drawn } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_ROWS_PER_INSERT, insert_chunks, insert_sizes};
+
+    #[test]
+    fn batches_split_into_few_statement_sizes() {
+        for total in 0..1000 {
+            let sizes: Vec<usize> = insert_sizes(total).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), total);
+            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MAX_ROWS_PER_INSERT), "{total}: {sizes:?}");
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "largest first");
+        }
+        let items: Vec<u32> = (0..300).collect();
+        let joined: Vec<u32> = insert_chunks(&items).flatten().copied().collect();
+        assert_eq!(joined, items);
+    }
 }
