@@ -193,6 +193,6 @@ fn consumer_and_publisher_journeys_in_headless_chromium() {
     let done = done.unwrap_or_else(|| panic!("{}", failure("the journeys did not finish")));
     println!("journeys passed in {} ms; screenshots in {}", done["ms"], shots.display());
     let count = std::fs::read_dir(&shots).map(|d| d.count()).unwrap_or(0);
-    assert!(count >= 2 * 17, "a screenshot of each page at each width: {count}");
+    assert!(count >= 2 * 20, "a screenshot of each page at each width: {count}");
     server.stop();
 }

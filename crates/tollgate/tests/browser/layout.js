@@ -46,6 +46,7 @@ module.exports = async function layout(browser) {
         ["store", "/store"],
         ["agent", "/agents/summarizer"],
         ["agent-integration", "/agents/summarizer?tab=integration"],
+        ["agent-reviews", "/agents/release-notes?tab=reviews"],
         ["dashboard", "/dashboard"],
         ["usage-details", `${usage}?tab=details`],
         ["usage-settings", `${usage}?tab=settings`],
@@ -54,6 +55,15 @@ module.exports = async function layout(browser) {
         ["team", "/team"],
         ["notifications", "/notifications"],
         ["settings", "/settings"],
+      ]);
+      // The consumer's team, chosen with the header's organization switcher.
+      await page.goto("/team");
+      const team = await page.locator("#org-switch option", { hasText: "Acme Robotics" }).getAttribute("value");
+      await Promise.all([page.waitForNavigation(), page.selectOption("#org-switch", team)]);
+      check((await page.locator("[data-testid=signed-in-as]").count()) === 1, "still signed in");
+      await visit(page, size, [
+        ["team-members", "/team"],
+        ["team-billing", "/billing"],
       ]);
       await consumer.close();
 
