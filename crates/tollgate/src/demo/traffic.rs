@@ -13,8 +13,8 @@
 //! default rate limit of 60 a minute; a call the gateway refuses (429, 402) ends that
 //! installation's calls for this start, since refused calls are not recorded.
 
-use super::Demo;
 use super::community::{People, TEAM, seeded_installation};
+use super::{Account, Demo};
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{Method, Request, header};
@@ -163,12 +163,66 @@ struct Batch {
     keys: Vec<(String, std::ops::Range<usize>)>,
 }
 
+/// The calls still to make for one of [`TARGETS`] (`None` when it has them all, or its
+/// installation is gone), with the keys made for them; keys to revoke once the calls are
+/// made go to `revoke`.
+async fn batch<'a>(
+    demo: &Demo<'_>,
+    member: &'a Account<'a>,
+    org: &str,
+    (who, in_team, slug, target): (usize, bool, &'static str, usize),
+    revoke: &mut Vec<(&'a Account<'a>, String)>,
+) -> Result<Option<Batch>> {
+    let store = &demo.state.store;
+    let Some(installation) = seeded_installation(store, org, slug).await? else { return Ok(None) };
+    if installation.status != "active" {
+        return Ok(None);
+    }
+    let keys_now = store.installation_keys(&installation.id).await?;
+    let with_revoked_key = who == 0 && !in_team && slug == "echo";
+    let (revoked_name, revoked_calls) = REVOKED_KEY;
+    if with_revoked_key {
+        // Left active by a start cut off before it revoked it.
+        let left = keys_now.iter().filter(|k| k.name == revoked_name && k.revoked_at.is_none());
+        revoke.extend(left.map(|k| (member, k.id.clone())));
+    }
+    let scope =
+        UsageScope { org_id: org.to_string(), installation_id: Some(installation.id.clone()), from: 0, to: i64::MAX };
+    let (_, recorded) = store.audit_page(&AuditFilter { scope, ..AuditFilter::default() }, 1, 0).await?;
+    let mut done = usize::try_from(recorded).unwrap_or(usize::MAX);
+    if done >= target {
+        return Ok(None);
+    }
+    let api = member.api().await?;
+    let keys_path = format!("/api/v1/installations/{}/keys", installation.id);
+    let mut keys = Vec::new();
+    if with_revoked_key && !keys_now.iter().any(|k| k.name == revoked_name) {
+        let key = api.call(Method::POST, &keys_path, Some(json!({"name": revoked_name}))).await?;
+        let calls = revoked_calls.min(target - done);
+        keys.push((secret(&key)?, done..done + calls));
+        revoke.push((member, key["id"].as_str().unwrap_or_default().to_string()));
+        done += calls;
+    }
+    if done < target {
+        for old in keys_now.iter().filter(|k| k.name == "Production" && k.revoked_at.is_none()) {
+            api.call(Method::DELETE, &format!("/api/v1/keys/{}", old.id), None).await?;
+        }
+        let limits = json!({"requests": 5000, "input_tokens": 0, "output_tokens": 0, "cache_tokens": 0});
+        let body = json!({"name": "Production", "daily_limits": limits});
+        let key = api.call(Method::POST, &keys_path, Some(body)).await?;
+        keys.push((secret(&key)?, done..target));
+    }
+    let agents = super::catalog::agents();
+    let server = agents.iter().find(|a| a.slug == slug).map_or("echo", |a| a.server);
+    Ok(Some(Batch { slug, version: installation.version, server, keys }))
+}
+
 /// Makes the missing calls of every installation in [`TARGETS`], all installations at
 /// once, and waits until the gateway has written them.
 pub(super) async fn seed(demo: &Demo<'_>, people: &People<'_>, gateway: &Gateway) -> Result<()> {
-    let store = &demo.state.store;
-    let agents = super::catalog::agents();
-    let team = store
+    let team = demo
+        .state
+        .store
         .orgs_of_user(&people.consumer.user_id)
         .await?
         .into_iter()
@@ -176,55 +230,12 @@ pub(super) async fn seed(demo: &Demo<'_>, people: &People<'_>, gateway: &Gateway
         .map(|(o, _)| o.id)
         .context("the demo team is missing")?;
     let mut batches = Vec::new();
-    // Keys to revoke once their calls are made: (who, key id).
     let mut revoke = Vec::new();
-    for &(who, in_team, slug, target) in TARGETS {
+    for &target in TARGETS {
+        let (who, in_team, _, _) = target;
         let member = people.member(who);
         let org = if in_team { team.as_str() } else { member.personal_org_id.as_str() };
-        let Some(installation) = seeded_installation(store, org, slug).await? else { continue };
-        if installation.status != "active" {
-            continue;
-        }
-        let keys_now = store.installation_keys(&installation.id).await?;
-        let with_revoked_key = who == 0 && !in_team && slug == "echo";
-        let (revoked_name, revoked_calls) = REVOKED_KEY;
-        if with_revoked_key {
-            // Left active by a start cut off before it revoked it.
-            let left = keys_now.iter().filter(|k| k.name == revoked_name && k.revoked_at.is_none());
-            revoke.extend(left.map(|k| (member, k.id.clone())));
-        }
-        let scope = UsageScope {
-            org_id: org.to_string(),
-            installation_id: Some(installation.id.clone()),
-            from: 0,
-            to: i64::MAX,
-        };
-        let (_, recorded) = store.audit_page(&AuditFilter { scope, ..AuditFilter::default() }, 1, 0).await?;
-        let mut done = usize::try_from(recorded).unwrap_or(usize::MAX);
-        if done >= target {
-            continue;
-        }
-        let api = member.api().await?;
-        let keys_path = format!("/api/v1/installations/{}/keys", installation.id);
-        let mut keys = Vec::new();
-        if with_revoked_key && !keys_now.iter().any(|k| k.name == revoked_name) {
-            let key = api.call(Method::POST, &keys_path, Some(json!({"name": revoked_name}))).await?;
-            let calls = revoked_calls.min(target - done);
-            keys.push((secret(&key)?, done..done + calls));
-            revoke.push((member, key["id"].as_str().unwrap_or_default().to_string()));
-            done += calls;
-        }
-        if done < target {
-            for old in keys_now.iter().filter(|k| k.name == "Production" && k.revoked_at.is_none()) {
-                api.call(Method::DELETE, &format!("/api/v1/keys/{}", old.id), None).await?;
-            }
-            let limits = json!({"requests": 5000, "input_tokens": 0, "output_tokens": 0, "cache_tokens": 0});
-            let body = json!({"name": "Production", "daily_limits": limits});
-            let key = api.call(Method::POST, &keys_path, Some(body)).await?;
-            keys.push((secret(&key)?, done..target));
-        }
-        let server = agents.iter().find(|a| a.slug == slug).map_or("echo", |a| a.server);
-        batches.push(Batch { slug, version: installation.version.clone(), server, keys });
+        batches.extend(batch(demo, member, org, target, &mut revoke).await?);
     }
     let router = gateway.router();
     let mut running = tokio::task::JoinSet::new();
