@@ -45,7 +45,7 @@ pub struct BalanceView {
 
 #[utoipa::path(get, path = "/api/v1/billing/balance", tag = "billing",
     params(("X-Tollgate-Org" = Option<String>, Header, description = "The org (default: your personal org)")),
-    responses((status = 200, body = BalanceView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = BalanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn balance(State(state): State<AppState>, c: OrgCtx) -> ApiResult<Json<BalanceView>> {
     c.auth.require(Scope::BillingRead)?;
     let account = state.store.ledger_account(AccountKind::OrgCredit, &c.org.id).await?;
@@ -90,8 +90,9 @@ pub(crate) struct PageQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/billing/transactions", tag = "billing",
-    params(("page" = Option<i64>, Query, description = "From 1"), ("per_page" = Option<i64>, Query, description = "1–100, default 25")),
-    responses((status = 200, body = TransactionPage)))]
+    params(("X-Tollgate-Org" = Option<String>, Header, description = "The org (default: your personal org)"),
+           ("page" = Option<i64>, Query, description = "From 1"), ("per_page" = Option<i64>, Query, description = "1–100, default 25")),
+    responses((status = 200, body = TransactionPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn transactions(
     State(state): State<AppState>,
     c: OrgCtx,
@@ -132,7 +133,9 @@ pub struct BudgetRequest {
 }
 
 #[utoipa::path(put, path = "/api/v1/billing/budget", tag = "billing", request_body = BudgetRequest,
-    responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("X-Tollgate-Org" = Option<String>, Header, description = "The org (default: your personal org)")),
+    responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub(crate) async fn set_budget(
     State(state): State<AppState>,
     c: OrgCtx,
@@ -159,7 +162,9 @@ pub struct AutoRechargeRequest {
 }
 
 #[utoipa::path(put, path = "/api/v1/billing/auto-recharge", tag = "billing", request_body = AutoRechargeRequest,
-    responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("X-Tollgate-Org" = Option<String>, Header, description = "The org (default: your personal org)")),
+    responses((status = 200, body = BalanceView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub(crate) async fn set_auto_recharge(
     State(state): State<AppState>,
     c: OrgCtx,

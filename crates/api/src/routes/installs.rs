@@ -83,8 +83,9 @@ pub(crate) struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/installations", tag = "installations",
-    params(("all" = Option<bool>, Query, description = "Include uninstalled installations")),
-    responses((status = 200, body = Vec<InstallationView>)))]
+    params(("X-Tollgate-Org" = Option<String>, Header, description = "The org (default: your personal org)"),
+           ("all" = Option<bool>, Query, description = "Include uninstalled installations")),
+    responses((status = 200, body = Vec<InstallationView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn list_installations(
     State(state): State<AppState>,
     c: OrgCtx,

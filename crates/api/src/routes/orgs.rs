@@ -185,8 +185,8 @@ pub struct NewInvitationView {
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/invitations", tag = "team", request_body = InviteRequest,
-    responses((status = 201, body = NewInvitationView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = NewInvitationView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn invite(
     State(state): State<AppState>,
     auth: Auth,
@@ -233,7 +233,7 @@ pub(crate) async fn invite(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", tag = "team",
-    responses((status = 200, body = Vec<InvitationView>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<InvitationView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list_invitations(
     State(state): State<AppState>,
     auth: Auth,
@@ -295,7 +295,7 @@ pub struct MarkReadRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/notifications/read", tag = "notifications", request_body = MarkReadRequest,
-    responses((status = 204)))]
+    responses((status = 204), (status = 404, body = ErrorBody, description = "No such notification of yours")))]
 pub(crate) async fn mark_read(
     State(state): State<AppState>,
     auth: Auth,

@@ -110,8 +110,8 @@ pub async fn list_agent(state: &AppState, org: &Org, req: CreateAgentRequest) ->
 
 #[utoipa::path(post, path = "/api/v1/agents", tag = "publisher", request_body = CreateAgentRequest,
     params(("X-Tollgate-Org" = Option<String>, Header, description = "The publishing org (default: your personal org)")),
-    responses((status = 201, body = AgentView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody,
-              description = "The slug is taken"), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "The slug is taken"), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create_agent(
     State(state): State<AppState>,
     c: OrgCtx,
@@ -126,7 +126,8 @@ pub(crate) async fn create_agent(
 
 #[utoipa::path(get, path = "/api/v1/agents", tag = "publisher",
     params(("X-Tollgate-Org" = Option<String>, Header, description = "The publishing org (default: your personal org)")),
-    responses((status = 200, body = Vec<AgentView>, description = "The org's agents, each with every version")))]
+    responses((status = 200, body = Vec<AgentView>, description = "The org's agents, each with every version"),
+              (status = 404, body = ErrorBody)))]
 pub(crate) async fn list_agents(State(state): State<AppState>, c: OrgCtx) -> ApiResult<Json<Vec<AgentView>>> {
     c.auth.require(Scope::AgentsRead)?;
     let agents = state.store.org_agents(&c.org.id).await?;
