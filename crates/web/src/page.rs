@@ -30,6 +30,41 @@ pub struct Browser {
     viewer: Result<Option<Viewer>, Failure>,
 }
 
+/// Refuses a form posted from another site. The log-in and sign-up forms carry no CSRF
+/// token (there is no session yet), so without this a page elsewhere could sign a visitor
+/// into an account of its choosing. Browsers say where a request comes from in
+/// `Sec-Fetch-Site`, or at least in `Origin`; a request with neither (not from a browser)
+/// passes.
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<SameOrigin, Response> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let cross = match (header("sec-fetch-site"), header("origin"), header("host")) {
+            (Some(site), _, _) => site.eq_ignore_ascii_case("cross-site"),
+            (None, Some(origin), Some(host)) => {
+                origin != "null" && origin.split_once("://").map(|(_, authority)| authority) != Some(host)
+            }
+            (None, Some(origin), None) => origin != "null",
+            (None, None, _) => false,
+        };
+        if cross {
+            return Err(PageError::Failure(Failure {
+                status: StatusCode::FORBIDDEN,
+                code: "cross_site_form".into(),
+                message: "this form was sent from another site, so nothing was done; open this site and try again"
+                    .into(),
+                field: None,
+                retry_after: None,
+            })
+            .into_response());
+        }
+        Ok(SameOrigin)
+    }
+}
+
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     headers

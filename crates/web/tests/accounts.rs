@@ -186,3 +186,42 @@ async fn static_assets_are_hashed_and_cached() {
     assert_eq!(w.get("/static/nothing.css", None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(w.get("/favicon.ico", None).await.headers["content-type"], "image/svg+xml");
 }
+
+#[tokio::test]
+async fn log_in_and_sign_up_forms_from_another_site_are_refused() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    let w = World::new().await;
+    w.person("ada@example.com").await;
+    let post = |path: &'static str, extra: Vec<(&'static str, &'static str)>, body: &'static str| {
+        let app = w.app.clone();
+        async move {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::HOST, "tollgate.example")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            for (k, v) in extra {
+                req = req.header(k, v);
+            }
+            app.oneshot(req.body(Body::from(body)).unwrap()).await.unwrap()
+        }
+    };
+    let login = "email=ada%40example.com&password=correct+horse+42";
+    for headers in [vec![("sec-fetch-site", "cross-site")], vec![("origin", "https://evil.example")]] {
+        let refused = post("/login", headers.clone(), login).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(refused.headers().get(header::SET_COOKIE).is_none(), "no session from a cross-site form");
+        let signup = post("/signup", headers, "email=eve%40example.com&password=correct+horse+42&name=Eve").await;
+        assert_eq!(signup.status(), StatusCode::FORBIDDEN);
+    }
+    let eve = w.form("/login", &[("email", "eve@example.com"), ("password", PASSWORD)], None).await;
+    assert_eq!(eve.status, StatusCode::UNAUTHORIZED, "the refused sign-up created no account");
+    // The same form from this site (or from no browser at all) logs in.
+    for headers in [vec![("sec-fetch-site", "same-origin")], vec![("origin", "http://tollgate.example")], vec![]] {
+        let ok = post("/login", headers.clone(), login).await;
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER, "{headers:?}");
+        assert!(ok.headers().get(header::SET_COOKIE).is_some());
+    }
+}

@@ -4,8 +4,8 @@
 use crate::Web;
 use crate::client::{Failure, Reply};
 use crate::page::{
-    Browser, Chrome, FormData, FormState, PageError, PageResult, local_path, param, render_status, see_other, viewer,
-    with_org_cookie,
+    Browser, Chrome, FormData, FormState, PageError, PageResult, SameOrigin, local_path, param, render_status,
+    see_other, viewer, with_org_cookie,
 };
 use askama::Template;
 use axum::extract::{Query, State};
@@ -82,7 +82,7 @@ fn wait_message(f: &Failure) -> String {
 }
 
 /// `POST /login`.
-pub async fn login(State(web): State<Web>, browser: Browser, data: FormData) -> PageResult {
+pub async fn login(State(web): State<Web>, _: SameOrigin, browser: Browser, data: FormData) -> PageResult {
     let next = next_of(data.get("next"));
     let body = json!({"email": data.get("email"), "password": data.get("password")});
     let reply = web.api.post(&browser.caller, "/api/v1/auth/login", &body).await?;
@@ -105,7 +105,7 @@ pub async fn login(State(web): State<Web>, browser: Browser, data: FormData) -> 
 }
 
 /// `POST /signup`.
-pub async fn signup(State(web): State<Web>, browser: Browser, data: FormData) -> PageResult {
+pub async fn signup(State(web): State<Web>, _: SameOrigin, browser: Browser, data: FormData) -> PageResult {
     let next = next_of(data.get("next"));
     let body = json!({"email": data.get("email"), "password": data.get("password"), "name": data.get("name")});
     let reply = web.api.post(&browser.caller, "/api/v1/auth/signup", &body).await?;
