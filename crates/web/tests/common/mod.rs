@@ -374,8 +374,35 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, std::sync::Arc<std:
         fn enter(&self, _: &tracing::span::Id) {}
         fn exit(&self, _: &tracing::span::Id) {}
     }
+    /// The process-wide subscriber: interested in everything, keeps nothing. Tests run in
+    /// parallel threads, and tracing caches each call site's interest across all of them:
+    /// a site first reached on a thread with no subscriber would otherwise be cached as
+    /// "never" and vanish from another thread's capture.
+    struct Silent;
+    impl tracing::Subscriber for Silent {
+        fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::always()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    static SILENT: std::sync::Once = std::sync::Once::new();
+    SILENT.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(Silent);
+    });
+
     let lines = Arc::new(Mutex::new(Vec::new()));
     let guard = tracing::subscriber::set_default(Capture { lines: lines.clone(), next: AtomicU64::new(0) });
+    tracing::callsite::rebuild_interest_cache();
     (guard, lines)
 }
 
