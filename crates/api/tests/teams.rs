@@ -58,6 +58,12 @@ async fn invite_accept_roles_and_removal() {
     assert_eq!(me.body["invitations"][0]["org_name"], "Acme");
     let notes = app.get("/api/v1/notifications", &alice.caller()).await;
     assert!(notes.body[0]["title"].as_str().unwrap().contains("Acme"));
+    // An account's email is not proof of owning the address: only the shared link's token
+    // accepts, not the invitation's id that the listing shows.
+    let id = me.body["invitations"][0]["id"].as_str().unwrap();
+    let by_id = app.post(&format!("/api/v1/invitations/{id}/accept"), json!({}), &alice.caller()).await;
+    assert_eq!(by_id.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/v1/me", &alice.caller()).await.body["invitations"].as_array().unwrap().len(), 1);
     let stolen = app.post(&format!("/api/v1/invitations/{token}/accept"), json!({}), &mallory.caller()).await;
     assert_eq!(stolen.status, StatusCode::NOT_FOUND);
     let accepted = app.post(&format!("/api/v1/invitations/{token}/accept"), json!({}), &alice.caller()).await;

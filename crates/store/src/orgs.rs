@@ -200,9 +200,21 @@ impl Store {
             .await?)
     }
 
+    /// Takes the org's row lock for the rest of `tx`, so changes to its owners made in
+    /// parallel take turns (PostgreSQL; SQLite has one writer anyway): two owners demoting
+    /// or removing each other at once must not both see the other one still an owner.
+    async fn lock_org(&self, conn: &mut sqlx::AnyConnection, org_id: &str) -> Result<()> {
+        let locked = sqlx::query("UPDATE orgs SET name = name WHERE id = $1").bind(org_id).execute(&mut *conn).await?;
+        if locked.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Changes a member's role; the last owner cannot stop being one.
     pub async fn set_role(&self, org_id: &str, user_id: &str, new_role: Role) -> Result<()> {
         let mut tx = self.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)
@@ -226,6 +238,7 @@ impl Store {
     /// Removes a member (and revokes their keys in the org); never the last owner.
     pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)
@@ -304,14 +317,14 @@ impl Store {
         rows.iter().map(invitation_from).collect()
     }
 
-    /// Accepts a pending invitation addressed to `email`, found by id or by token hash,
-    /// adding `user_id` to the org. Already a member: the invitation is used up, role kept.
-    pub async fn accept_invitation(&self, id_or_token_hash: &str, user_id: &str, email: &str) -> Result<Invitation> {
+    /// Accepts a pending invitation addressed to `email`, found by its token's hash, adding
+    /// `user_id` to the org. Already a member: the invitation is used up, role kept.
+    pub async fn accept_invitation(&self, token_hash: &str, user_id: &str, email: &str) -> Result<Invitation> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "SELECT id, org_id, role FROM invitations WHERE (id = $1 OR token_hash = $1) AND email = $2 AND status = 'pending' AND expires_at > $3",
+            "SELECT id, org_id, role FROM invitations WHERE token_hash = $1 AND email = $2 AND status = 'pending' AND expires_at > $3",
         )
-        .bind(id_or_token_hash)
+        .bind(token_hash)
         .bind(email)
         .bind(now_ms())
         .fetch_optional(&mut *tx)

@@ -107,12 +107,12 @@ async fn a_team_is_created_switched_to_and_joined_through_its_link() {
 }
 
 #[tokio::test]
-async fn an_existing_account_accepts_from_the_team_page_and_its_notification() {
+async fn an_existing_account_is_told_on_the_team_page_and_by_notification_and_joins_by_the_link() {
     let w = World::new().await;
     let ada = w.person("ada@example.com").await;
     let team = w.team(&ada, "Acme").await;
     let cy = w.person("cy@example.com").await;
-    let (status, _) = w
+    let (status, made) = w
         .api(
             Method::POST,
             &format!("/api/v1/orgs/{team}/invitations"),
@@ -121,6 +121,7 @@ async fn an_existing_account_accepts_from_the_team_page_and_its_notification() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    let token = made["token"].as_str().unwrap().to_string();
 
     // The header of every page counts the unread notification.
     for path in ["/dashboard", "/store", "/billing", "/settings", "/team", "/publisher"] {
@@ -139,8 +140,13 @@ async fn an_existing_account_accepts_from_the_team_page_and_its_notification() {
     let page = w.get("/team", Some(&cy)).await;
     page.assert_lacks("data-testid=\"unread-count\"");
     page.assert_contains("<strong>Acme</strong> invited you as viewer");
+    page.assert_contains("data-testid=\"invitation-link-hint\"");
+    // The listing's id does not accept; the shared link's token does.
     let invitation_id = cy_invitation(&w, &cy).await;
-    let joined = w.submit(&format!("/invitations/{invitation_id}/accept"), &[], &cy).await;
+    let by_id = w.submit(&format!("/invitations/{invitation_id}/accept"), &[], &cy).await;
+    assert_eq!(by_id.status, StatusCode::NOT_FOUND);
+    assert!(!members(&w, &ada, &team).await.iter().any(|(email, _)| email == "cy@example.com"));
+    let joined = w.submit(&format!("/invitations/{token}/accept"), &[], &cy).await;
     assert_eq!(joined.location(), "/team?notice=joined");
     assert!(members(&w, &ada, &team).await.contains(&("cy@example.com".into(), "viewer".into())));
 }

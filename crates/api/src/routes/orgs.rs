@@ -224,7 +224,17 @@ pub(crate) async fn invite(
         let title = format!("{} invited you to {}", c.auth.user.name, c.org.name);
         state
             .store
-            .notify(&invitee.id, "invitation", &title, &format!("Join as {}.", role.as_str()), Some("/team"))
+            .notify(
+                &invitee.id,
+                "invitation",
+                &title,
+                &format!(
+                    "Join as {} by opening the invitation link {} shares with you.",
+                    role.as_str(),
+                    c.auth.user.name
+                ),
+                Some("/team"),
+            )
             .await?;
     }
     tracing::info!(org.id = %c.org.id, invitation.id = %invitation.id, "invitation created");
@@ -266,7 +276,9 @@ pub(crate) async fn my_invitations(State(state): State<AppState>, auth: Auth) ->
 }
 
 #[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "team",
-    params(("token" = String, Path, description = "The invitation's token, or its id when it is addressed to you")),
+    params(("token" = String, Path, description = "The invitation's token (`tg_inv_…`), from the link the inviter shared. \
+        Only the token accepts: an account's email is not proof of owning the address, so an invitation listed as \
+        addressed to you still needs its link")),
     responses((status = 200, body = InvitationView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn accept_invitation(
     State(state): State<AppState>,
@@ -274,8 +286,10 @@ pub(crate) async fn accept_invitation(
     Path(token): Path<String>,
 ) -> ApiResult<Json<InvitationView>> {
     auth.require(Scope::TeamWrite)?;
-    let key = if token.starts_with("tg_inv_") { sha256_hex(token.as_bytes()) } else { token };
-    match state.store.accept_invitation(&key, &auth.user.id, &auth.user.email).await {
+    if !token.starts_with("tg_inv_") {
+        return Err(ApiError::NotFound("invitation"));
+    }
+    match state.store.accept_invitation(&sha256_hex(token.as_bytes()), &auth.user.id, &auth.user.email).await {
         Err(StoreError::NotFound) => Err(ApiError::NotFound("invitation")),
         other => Ok(Json((&other?).into())),
     }

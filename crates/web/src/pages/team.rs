@@ -54,7 +54,6 @@ pub struct InvitationRow {
 }
 
 pub struct MyInvitation {
-    pub id: String,
     pub org_name: String,
     pub role: String,
     pub expires: String,
@@ -183,7 +182,6 @@ async fn render(
             .invitations
             .iter()
             .map(|i| MyInvitation {
-                id: i.id.clone(),
                 org_name: i.org_name.clone(),
                 role: i.role.clone(),
                 expires: format::date(&i.expires_at),
