@@ -189,3 +189,23 @@ async fn budgets_auto_recharge_and_operator_grants() {
     let (sum, consistent) = app.store.ledger_audit().await.unwrap();
     assert_eq!((sum, consistent), (0, true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_while_uninstalling_never_outlives_the_installation() {
+    let app = TestApp::new().await;
+    let publisher = app.user("pub@example.com").await;
+    let user = app.user("use@example.com").await;
+    app.publish(&publisher.caller(), "search-tool").await;
+    let me = user.caller();
+    for round in 0..8 {
+        let inst = app.install(&me, "search-tool").await;
+        let keys = format!("/api/v1/installations/{inst}/keys");
+        let gone = format!("/api/v1/installations/{inst}");
+        let (made, uninstalled) =
+            tokio::join!(app.post(&keys, json!({"name": "racing"}), &me), app.call(Method::DELETE, &gone, None, &me));
+        assert_eq!(uninstalled.status, StatusCode::NO_CONTENT, "round {round}");
+        assert!(matches!(made.status, StatusCode::CREATED | StatusCode::NOT_FOUND), "round {round}: {made:?}");
+        let active = app.store.installation_keys(&inst).await.unwrap().into_iter().filter(|k| k.revoked_at.is_none());
+        assert_eq!(active.count(), 0, "round {round}: an active key on an uninstalled installation");
+    }
+}

@@ -179,14 +179,16 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new key for an active installation.
+    /// Stores a new key for an active installation. The installation's row stays locked
+    /// until the key is in, so an uninstall in parallel either comes first (no key) or
+    /// after (and revokes it): never an active key on an uninstalled installation.
     pub async fn create_key(&self, key: &ApiKey, key_hash: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM installations WHERE id = $1")
+        let active = sqlx::query("UPDATE installations SET status = status WHERE id = $1 AND status = 'active'")
             .bind(&key.installation_id)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if status.as_deref() != Some("active") {
+        if active.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         sqlx::query(
