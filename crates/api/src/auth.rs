@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use tollgate_domain::catalog::{Role, Scope};
 use tollgate_domain::secret::sha256_hex;
 use tollgate_domain::time::now_ms;
@@ -44,8 +44,9 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Auth> {
         let now = now_ms();
-        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-            let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
+        // A bearer token decides; another scheme (a proxy's `Basic`, say) is not ours and
+        // leaves the session cookie to decide.
+        if let Some(token) = parts.headers.get(header::AUTHORIZATION).and_then(bearer) {
             if !token.starts_with(ACCOUNT_TOKEN_PREFIX) {
                 return Err(ApiError::Unauthorized(
                     "the management API takes an account token (tg_usr_…) or a session; agent keys only work on agent endpoints".into(),
@@ -72,6 +73,13 @@ impl FromRequestParts<AppState> for Auth {
         }
         Ok(Auth { user, scopes: None })
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive,
+/// RFC 9110 §11.1), or `None` for another scheme.
+pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -179,6 +187,17 @@ mod tests {
             headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
         }
         forwarded_for_last_hop(&headers).map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_not_ours() {
+        let token = |v: &'static str| bearer(&HeaderValue::from_static(v)).map(str::to_string);
+        assert_eq!(token("Bearer tg_usr_a"), Some("tg_usr_a".into()));
+        assert_eq!(token("bearer  tg_usr_a "), Some("tg_usr_a".into()));
+        assert_eq!(token("BEARER tg_usr_a"), Some("tg_usr_a".into()));
+        assert_eq!(token("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(token("Bearer"), None);
+        assert_eq!(token("Bearerx tg_usr_a"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Shared state of the API.
 
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, SignupThrottle};
 use std::sync::Arc;
 use tollgate_domain::Nanos;
 use tollgate_domain::secret::Sealer;
@@ -43,11 +43,12 @@ pub struct AppState {
     /// Seals upstream credentials at rest.
     pub sealer: Sealer,
     pub(crate) throttle: Arc<LoginThrottle>,
+    pub(crate) signups: Arc<SignupThrottle>,
 }
 
 impl AppState {
     /// State over a store.
     pub fn new(store: Store, config: ApiConfig, sealer: Sealer) -> AppState {
-        AppState { store, config: Arc::new(config), sealer, throttle: Arc::default() }
+        AppState { store, config: Arc::new(config), sealer, throttle: Arc::default(), signups: Arc::default() }
     }
 }

@@ -479,3 +479,46 @@ async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own() {
     assert_eq!(login_from(&app, "bystander@example.com", RIGHT, proxy, Some("198.51.100.4")).await, StatusCode::OK);
     assert_eq!(login_from(&app, "bystander@example.com", RIGHT, proxy, None).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_throttled_and_the_refused_one_makes_nothing() {
+    let app = TestApp::new().await;
+    let signup_from = |email: String, peer: &'static str| {
+        let mut request = Request::post("/api/v1/auth/signup")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"email": email, "password": RIGHT, "name": "Farm"}).to_string()))
+            .unwrap();
+        request.extensions_mut().insert(ConnectInfo(format!("{peer}:40000").parse::<SocketAddr>().unwrap()));
+        app.send(request)
+    };
+    for i in 0..10 {
+        assert_eq!(signup_from(format!("farm{i}@example.com"), "203.0.113.7").await.status, StatusCode::CREATED, "{i}");
+    }
+    let refused = signup_from("farm10@example.com".into(), "203.0.113.7").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["error"]["code"], "rate_limited", "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(app.store.user_by_email("farm10@example.com").await.unwrap().is_none(), "no account, no grant");
+    // Another address signs up as usual.
+    assert_eq!(signup_from("ada@example.com".into(), "198.51.100.4").await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_bearer_scheme_in_any_case_works_and_another_scheme_leaves_the_session_to_decide() {
+    let app = TestApp::new().await;
+    let user = app.user("ada@example.com").await;
+    let me = |authorization: String, session: bool| {
+        let mut request = Request::get("/api/v1/me").header(header::AUTHORIZATION, authorization);
+        if session {
+            request = request.header(header::COOKIE, format!("tollgate_session={}", user.session));
+        }
+        app.send(request.body(Body::empty()).unwrap())
+    };
+    assert_eq!(me(format!("bearer {}", user.token), false).await.status, StatusCode::OK);
+    assert_eq!(me(format!("BEARER {}", user.token), false).await.status, StatusCode::OK);
+    // A proxy's Basic credentials beside the session cookie: the session decides.
+    assert_eq!(me("Basic dXNlcjpwYXNz".into(), true).await.status, StatusCode::OK);
+    assert_eq!(me("Basic dXNlcjpwYXNz".into(), false).await.status, StatusCode::UNAUTHORIZED);
+    // A bearer token that is not an account token is refused, session or not.
+    assert_eq!(me("Bearer tg_live_nope".into(), true).await.status, StatusCode::UNAUTHORIZED);
+}

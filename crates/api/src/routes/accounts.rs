@@ -57,13 +57,32 @@ pub async fn sign_up(state: &AppState, email: &str, password: &str, name: &str) 
     let email = validate::email("email", email)?;
     validate::password("password", password)?;
     let name = validate::text("name", name, 100)?;
-    let hash = hash_password(password)?;
+    let password = password.to_owned();
+    let hash = off_workers(move || hash_password(&password)).await??;
     match state.store.create_user(&email, &name, &hash, state.config.signup_grant).await {
         Err(StoreError::Conflict(_)) => {
             Err(ApiError::Conflict("email_taken", "an account with this email already exists; log in instead".into()))
         }
         other => Ok(other?),
     }
+}
+
+/// At most this many password hashes are computed at once. Each takes tens of milliseconds
+/// of CPU and 19 MiB of memory, so they run on the blocking pool, never on the workers that
+/// serve the gateway, and a flood of sign-ups or log-ins queues here instead of piling up
+/// threads.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Runs password hashing or verification off the async workers.
+async fn off_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    let _permit = HASHING.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Whether `password` matches `hash`, checked off the async workers.
+async fn password_matches(password: &str, hash: &str) -> ApiResult<bool> {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    off_workers(move || verify_password(&password, &hash)).await
 }
 
 async fn start_session(state: &AppState, user: &User, org: &Org, status: StatusCode) -> ApiResult<Response> {
@@ -83,9 +102,21 @@ async fn start_session(state: &AppState, user: &User, org: &Org, status: StatusC
 
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = SessionView, description = "Signed up and signed in; the session cookie is set"),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<Response> {
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "Too many accounts made from this address lately")))]
+pub(crate) async fn signup(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> ApiResult<Response> {
+    if let Some(retry_after_secs) = state.signups.check(&address, now_ms()) {
+        return Err(ApiError::TooManyRequests {
+            message: "too many accounts were made from your address lately; wait and try again".into(),
+            retry_after_secs,
+        });
+    }
     let (user, org) = sign_up(&state, &req.email, &req.password, &req.name).await?;
+    state.signups.signed_up(&address, now_ms());
     tracing::info!(user.id = %user.id, org.id = %org.id, "user signed up");
     start_session(&state, &user, &org, StatusCode::CREATED).await
 }
@@ -110,9 +141,9 @@ pub(crate) async fn login(
     const UNKNOWN: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wH0bSJ9fGm5DFLDvTUdSPJ/Oo0zKmaMgV+JbqLTj9j0";
     let ok = match &found {
-        Some((_, hash)) => verify_password(&req.password, hash),
+        Some((_, hash)) => password_matches(&req.password, hash).await?,
         None => {
-            let _ = verify_password(&req.password, UNKNOWN);
+            let _ = password_matches(&req.password, UNKNOWN).await?;
             false
         }
     };
@@ -213,7 +244,7 @@ pub(crate) async fn close_account(
         });
     }
     let (_, hash) = state.store.user_by_email(email).await?.ok_or(ApiError::NotFound("user"))?;
-    if !verify_password(&req.password, &hash) {
+    if !password_matches(&req.password, &hash).await? {
         state.throttle.fail(email, &address, now);
         return Err(ApiError::invalid("password", "is not this account's password"));
     }
