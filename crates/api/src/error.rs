@@ -77,9 +77,14 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(what) => {
-                ApiError::Conflict("conflict", format!("this conflicts with existing data ({what})"))
+                tracing::info!(conflict = %what, "refused: conflicts with existing data");
+                ApiError::Conflict("conflict", "this conflicts with something that already exists".into())
             }
             StoreError::Insufficient => ApiError::InsufficientCredits,
+            StoreError::Overflow => ApiError::Conflict(
+                "balance_limit",
+                "this would take a balance past the largest amount the ledger holds (about 9.2 billion USD)".into(),
+            ),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -910,6 +910,10 @@ async fn installing_a_retired_version_is_gone_and_bad_queries_get_the_envelope()
         assert!(r.body["error"]["message"].as_str().unwrap().len() > 10, "{path}: {}", r.body);
     }
     assert_invalid(&bob.get("/api/v1/billing/transactions?page=0").await, "page");
+    // A page whose offset would overflow is refused, not wrapped (nor a panic).
+    assert_invalid(&bob.get("/api/v1/billing/transactions?page=9223372036854775807").await, "page");
+    assert_invalid(&bob.get("/api/v1/billing/transactions?page=100001").await, "page");
+    assert_eq!(bob.get("/api/v1/billing/transactions?page=100000").await.status, 200);
     assert_eq!(count(&bob.get("/api/v1/installations?all=false").await.body), 1);
     assert_eq!(bob.get("/api/v1/billing/transactions?page=1&per_page=5").await.status, 200);
 }

@@ -10,6 +10,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("insufficient funds")]
     Insufficient,
+    /// A balance would leave the range the ledger can hold.
+    #[error("a balance would exceed what the ledger can hold")]
+    Overflow,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -56,7 +56,7 @@ impl AccountKind {
 }
 
 /// A ledger account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
     pub id: String,
     pub kind: String,
@@ -192,38 +192,40 @@ pub(crate) struct Delta<'a> {
 }
 
 /// Applies `deltas` in ascending account-id order (the lock order). Fails with
-/// [`StoreError::Insufficient`] when a required available balance is missing.
+/// [`StoreError::Insufficient`] when a required available balance is missing, and with
+/// [`StoreError::Overflow`] when a balance would leave the range of an `i64` (checked in
+/// the statement itself, so the database never computes an overflowing sum: PostgreSQL
+/// would fail the statement, SQLite would silently turn the value into a float).
 pub(crate) async fn apply(conn: &mut AnyConnection, deltas: &mut [Delta<'_>]) -> Result<()> {
     deltas.sort_by(|a, b| a.account_id.cmp(b.account_id));
     for d in deltas.iter() {
-        let result = match d.required {
-            Some(required) => {
-                sqlx::query(
-                    "UPDATE ledger_accounts SET balance = balance + $1, pending = pending + $2 \
-                     WHERE id = $3 AND balance - pending >= $4",
-                )
-                .bind(d.balance)
-                .bind(d.pending)
-                .bind(d.account_id)
-                .bind(required)
-                .execute(&mut *conn)
-                .await?
-            }
-            None => {
-                sqlx::query("UPDATE ledger_accounts SET balance = balance + $1, pending = pending + $2 WHERE id = $3")
-                    .bind(d.balance)
-                    .bind(d.pending)
-                    .bind(d.account_id)
-                    .execute(&mut *conn)
-                    .await?
-            }
-        };
+        // `column + delta` stays in range exactly when `column` is within these bounds.
+        let range = |delta: i64| (i64::MIN - delta.min(0), i64::MAX - delta.max(0));
+        let ((balance_lo, balance_hi), (pending_lo, pending_hi)) = (range(d.balance), range(d.pending));
+        let result = sqlx::query(
+            "UPDATE ledger_accounts SET balance = balance + $1, pending = pending + $2 \
+             WHERE id = $3 AND ($4 IS NULL OR balance - pending >= $4) \
+             AND balance BETWEEN $5 AND $6 AND pending BETWEEN $7 AND $8",
+        )
+        .bind(d.balance)
+        .bind(d.pending)
+        .bind(d.account_id)
+        .bind(d.required)
+        .bind(balance_lo)
+        .bind(balance_hi)
+        .bind(pending_lo)
+        .bind(pending_hi)
+        .execute(&mut *conn)
+        .await?;
         if result.rows_affected() != 1 {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM ledger_accounts WHERE id = $1")
+            let row = sqlx::query("SELECT balance, pending FROM ledger_accounts WHERE id = $1")
                 .bind(d.account_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-            return Err(if exists.is_some() { StoreError::Insufficient } else { StoreError::NotFound });
+            let Some(row) = row else { return Err(StoreError::NotFound) };
+            let (balance, pending): (i64, i64) = (get(&row, "balance")?, get(&row, "pending")?);
+            let in_range = balance.checked_add(d.balance).is_some() && pending.checked_add(d.pending).is_some();
+            return Err(if in_range { StoreError::Insufficient } else { StoreError::Overflow });
         }
     }
     Ok(())

@@ -1045,3 +1045,27 @@ async fn a_post_whose_transfer_key_is_taken_changes_nothing() {
     assert_eq!(balance(&store, &org).await, (DOLLAR - CENT, 0));
     assert_audit(&store).await;
 }
+
+#[tokio::test]
+async fn a_transfer_that_would_overflow_a_balance_is_refused_and_changes_nothing() {
+    let ts = TestStore::new().await.unwrap();
+    let store = ts.store.clone();
+    let near_max = i64::MAX - DOLLAR;
+    let org = funded_org(&store, "org_rich", near_max).await;
+    let grants = account(&store, AccountKind::Grants, PLATFORM).await;
+    let before = (balance(&store, &org).await, balance(&store, &grants).await);
+    assert_eq!(before.0, (near_max, 0));
+    // Two dollars more would pass i64::MAX: refused, on both databases alike.
+    let result = pay(&store, "fund:again", &grants, &org, 2 * DOLLAR, true).await;
+    assert!(matches!(result, Err(StoreError::Overflow)), "got {result:?}");
+    assert_eq!((balance(&store, &org).await, balance(&store, &grants).await), before, "nothing moved");
+    assert_eq!(store.count_account_transfers(&org).await.unwrap(), 1, "no transfer row");
+    // One dollar still fits exactly; the grants account reaches -i64::MAX, also in range.
+    pay(&store, "fund:last", &grants, &org, DOLLAR, true).await.unwrap();
+    assert_eq!(balance(&store, &org).await, (i64::MAX, 0));
+    assert_eq!(balance(&store, &grants).await, (-i64::MAX, 0));
+    // Spending from the full account works as usual.
+    let publisher = account(&store, AccountKind::PublisherEarnings, "pub").await;
+    pay(&store, "spend", &org, &publisher, CENT, false).await.unwrap();
+    assert_eq!(balance(&store, &org).await, (i64::MAX - CENT, 0));
+}
