@@ -110,8 +110,7 @@ impl ListingDraft {
     /// The draft laid over `base` (a stored listing, or the empty one for a new agent),
     /// checked and normalized as a whole.
     pub fn apply(self, base: Listing) -> Result<Listing, Invalid> {
-        let governance = self.governance.unwrap_or(base.governance);
-        governance.validate()?;
+        let governance = self.governance.unwrap_or(base.governance).checked()?;
         Ok(Listing {
             name: validate::text("name", &self.name.unwrap_or(base.name), 100)?,
             description: validate::text("description", &self.description.unwrap_or(base.description), 10_000)?,

@@ -1,13 +1,15 @@
 //! The governance declaration of an agent and the trust score computed from it.
 //!
 //! Trust score, 0–100 (documented in docs/API.md):
-//! - governance completeness, 55 points: data collected declared 10, storage region 10,
+//! - governance completeness, 55 points: data collected declared 10 (a list of kinds, or
+//!   `collects_no_data`), storage region 10,
 //!   storage provider 5, retention declared 10, training use declared 5, at least one
 //!   security measure 10, and 5 more when the agent does not train on user data;
 //! - compliance, 30 points: GDPR 10, SOC 2 15, HIPAA 5;
 //! - uptime, 15 points: 30-day measured uptime × 15, rounded down (0 until measured).
 
-use crate::Invalid;
+use crate::publish::labels;
+use crate::{Invalid, validate};
 use serde::{Deserialize, Serialize};
 
 /// Compliance frameworks an agent may declare.
@@ -17,9 +19,13 @@ pub const COMPLIANCE: &[&str] = &["gdpr", "soc2", "hipaa"];
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Governance {
-    /// Kinds of data the agent collects ("prompts", "file contents", …). Empty = none declared.
+    /// Kinds of data the agent collects ("prompts", "file contents", …). Empty = not
+    /// declared, unless `collects_no_data` says the agent keeps nothing.
     #[serde(default)]
     pub data_collected: Vec<String>,
+    /// The publisher declares that the agent collects no data (with an empty list).
+    #[serde(default)]
+    pub collects_no_data: bool,
     /// Where data is stored, e.g. "eu-west-1".
     #[serde(default)]
     pub storage_region: Option<String>,
@@ -41,26 +47,42 @@ pub struct Governance {
 }
 
 impl Governance {
-    /// Checks the declaration's values.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// The declaration checked and normalized: texts trimmed and free of control
+    /// characters, lists without blanks or repeats, a blank region or provider undeclared.
+    pub fn checked(self) -> Result<Governance, Invalid> {
         if let Some(bad) = self.compliance.iter().find(|c| !COMPLIANCE.contains(&c.as_str())) {
             return Err(Invalid::new("governance.compliance", format!("\"{bad}\" is not one of gdpr, soc2, hipaa")));
         }
         if self.retention_days.is_some_and(|d| !(0..=36_500).contains(&d)) {
             return Err(Invalid::new("governance.retention_days", "must be between 0 and 36500"));
         }
-        let lists = [&self.data_collected, &self.security_measures];
-        if lists.iter().any(|l| l.len() > 50 || l.iter().any(|s| s.trim().is_empty() || s.len() > 200)) {
-            return Err(Invalid::new("governance", "lists hold at most 50 non-empty entries of up to 200 characters"));
+        if self.collects_no_data && !self.data_collected.is_empty() {
+            return Err(Invalid::new(
+                "governance.collects_no_data",
+                "cannot be true while data_collected lists kinds of data",
+            ));
         }
-        Ok(())
+        let optional = |field: &str, value: Option<String>| match value {
+            Some(text) if !text.trim().is_empty() => validate::text(field, &text, 100).map(Some),
+            _ => Ok(None),
+        };
+        Ok(Governance {
+            data_collected: labels("governance.data_collected", &self.data_collected, 50, 200)?,
+            collects_no_data: self.collects_no_data,
+            storage_region: optional("governance.storage_region", self.storage_region)?,
+            storage_provider: optional("governance.storage_provider", self.storage_provider)?,
+            retention_days: self.retention_days,
+            training_use: self.training_use,
+            compliance: self.compliance,
+            security_measures: labels("governance.security_measures", &self.security_measures, 50, 200)?,
+        })
     }
 
     /// The trust score, 0–100. `uptime_permille` is the 30-day uptime in ‰, if measured.
     pub fn trust_score(&self, uptime_permille: Option<i64>) -> i64 {
         let has = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.trim().is_empty());
         let mut score = 0;
-        score += if self.data_collected.is_empty() { 0 } else { 10 };
+        score += if self.data_collected.is_empty() && !self.collects_no_data { 0 } else { 10 };
         score += if has(&self.storage_region) { 10 } else { 0 };
         score += if has(&self.storage_provider) { 5 } else { 0 };
         score += if self.retention_days.is_some() { 10 } else { 0 };
@@ -90,6 +112,7 @@ mod tests {
         assert_eq!(Governance::default().trust_score(None), 0);
         let full = Governance {
             data_collected: vec!["prompts".into()],
+            collects_no_data: false,
             storage_region: Some("eu-west-1".into()),
             storage_provider: Some("Hetzner".into()),
             retention_days: Some(30),
@@ -100,8 +123,36 @@ mod tests {
         assert_eq!(full.trust_score(None), 85);
         assert_eq!(full.trust_score(Some(1000)), 100);
         assert_eq!(full.trust_score(Some(999)), 99);
-        assert!(full.validate().is_ok());
+        assert_eq!(full.clone().checked(), Ok(full.clone()));
         let bad = Governance { compliance: vec!["iso9001".into()], ..Governance::default() };
-        assert!(bad.validate().is_err());
+        assert!(bad.checked().is_err());
+        // Declaring that nothing is collected earns the same points as a list of kinds.
+        let nothing = Governance { data_collected: vec![], collects_no_data: true, ..full.clone() };
+        assert_eq!(nothing.trust_score(None), 85);
+    }
+
+    #[test]
+    fn the_declaration_is_normalized_and_bad_text_refused() {
+        let g = Governance {
+            data_collected: vec![" prompts ".into(), "Prompts".into()],
+            storage_region: Some("  eu-west-1 ".into()),
+            storage_provider: Some("   ".into()),
+            security_measures: vec!["TLS".into()],
+            ..Governance::default()
+        };
+        let g = g.checked().unwrap();
+        assert_eq!(g.data_collected, vec!["prompts".to_string()]);
+        assert_eq!((g.storage_region.as_deref(), g.storage_provider), (Some("eu-west-1"), None));
+        let field = |g: Governance| g.checked().unwrap_err().field;
+        let long = Governance { storage_region: Some("x".repeat(101)), ..Governance::default() };
+        assert_eq!(field(long), "governance.storage_region");
+        let control = Governance { storage_provider: Some("AWS\u{7}".into()), ..Governance::default() };
+        assert_eq!(field(control), "governance.storage_provider");
+        let control = Governance { data_collected: vec!["a\u{1b}[2J".into()], ..Governance::default() };
+        assert_eq!(field(control), "governance.data_collected[0]");
+        let blank = Governance { security_measures: vec![" ".into()], ..Governance::default() };
+        assert_eq!(field(blank), "governance.security_measures[0]");
+        let both = Governance { data_collected: vec!["x".into()], collects_no_data: true, ..Governance::default() };
+        assert_eq!(field(both), "governance.collects_no_data");
     }
 }

@@ -23,9 +23,13 @@ pub enum PricingDoc {
 #[derive(Serialize, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct GovernanceBody {
-    /// Kinds of data the agent collects, e.g. "prompts".
+    /// Kinds of data the agent collects, e.g. "prompts". Empty = not declared, unless
+    /// `collects_no_data` is true.
     #[serde(default)]
     pub data_collected: Vec<String>,
+    /// The agent collects no data (declared; `data_collected` must then be empty).
+    #[serde(default)]
+    pub collects_no_data: bool,
     /// Where data is stored, e.g. "eu-west-1".
     #[serde(default)]
     pub storage_region: Option<String>,
@@ -50,6 +54,7 @@ impl From<GovernanceBody> for Governance {
     fn from(g: GovernanceBody) -> Self {
         Governance {
             data_collected: g.data_collected,
+            collects_no_data: g.collects_no_data,
             storage_region: g.storage_region,
             storage_provider: g.storage_provider,
             retention_days: g.retention_days,
@@ -64,6 +69,7 @@ impl From<&Governance> for GovernanceBody {
     fn from(g: &Governance) -> Self {
         GovernanceBody {
             data_collected: g.data_collected.clone(),
+            collects_no_data: g.collects_no_data,
             storage_region: g.storage_region.clone(),
             storage_provider: g.storage_provider.clone(),
             retention_days: g.retention_days,
