@@ -219,6 +219,7 @@ impl Store {
     }
 
     /// Drops a PostgreSQL schema made by [`Store::connect_in_schema`] (tests only).
+    #[cfg(feature = "testing")]
     pub async fn drop_schema_for_tests(&self, schema: &str) -> Result<()> {
         if !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(StoreError::Database(sqlx::Error::Configuration("bad schema name".into())));

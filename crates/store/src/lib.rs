@@ -17,6 +17,7 @@ pub mod installs;
 pub mod ledger;
 pub mod orgs;
 pub mod publisher;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod usage;
 
