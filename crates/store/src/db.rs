@@ -178,12 +178,25 @@ impl Store {
 
     async fn migrate_on(&self, conn: &mut sqlx::AnyConnection) -> Result<usize> {
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL, checksum TEXT)",
         )
         .await?;
+        // Databases made before checksums were recorded get the column.
+        if sqlx::query("SELECT checksum FROM schema_migrations WHERE version = 0")
+            .fetch_optional(&mut *conn)
+            .await
+            .is_err()
+        {
+            conn.execute("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT").await?;
+        }
         let mut applied = 0;
         for m in MIGRATIONS {
             let fail = |e| StoreError::Migration(format!("{:04}_{}", m.version, m.name), e);
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            let checksum = tollgate_domain::secret::sha256_hex(sql.as_bytes());
             // SQLite: `BEGIN IMMEDIATE` takes the write lock now (waiting up to the busy
             // timeout), so the check below and the migration see the same database. A plain
             // `BEGIN` would read first, and two processes could both see "not applied".
@@ -191,23 +204,43 @@ impl Store {
                 Backend::Sqlite => sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?,
                 Backend::Postgres => sqlx::Connection::begin(&mut *conn).await?,
             };
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if done.is_some() {
-                tx.rollback().await?;
-                continue;
+            let done: Option<Option<String>> =
+                sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match done {
+                // Applied from other SQL than this build embeds: a released migration was
+                // edited. Refuse rather than run on a schema nobody can describe.
+                Some(Some(recorded)) if recorded != checksum => {
+                    return Err(StoreError::Corrupt(format!(
+                        "migration {:04}_{} was applied from different SQL than this build embeds; \
+                         applied migrations must never be edited (add a new one)",
+                        m.version, m.name
+                    )));
+                }
+                Some(Some(_)) => {
+                    tx.rollback().await?;
+                    continue;
+                }
+                // Applied before checksums were recorded: record this one.
+                Some(None) => {
+                    sqlx::query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2")
+                        .bind(&checksum)
+                        .bind(m.version)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    continue;
+                }
+                None => {}
             }
-            let sql = match self.backend {
-                Backend::Sqlite => m.sqlite,
-                Backend::Postgres => m.postgres,
-            };
             tx.execute(sql).await.map_err(fail)?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES ($1, $2, $3, $4)")
                 .bind(m.version)
                 .bind(m.name)
                 .bind(tollgate_domain::time::now_ms())
+                .bind(&checksum)
                 .execute(&mut *tx)
                 .await
                 .map_err(fail)?;

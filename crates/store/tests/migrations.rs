@@ -99,3 +99,38 @@ async fn every_migration_file_is_embedded_and_applied() {
     assert_eq!(applied, files, "schema_migrations lists exactly the files in migrations/");
     plain.close().await;
 }
+
+#[tokio::test]
+async fn an_applied_migration_whose_sql_changed_is_refused_and_old_records_get_checksums() {
+    let (store, url, dir) = sqlite_store().await;
+    sqlx::any::install_default_drivers();
+    let plain = sqlx::AnyPool::connect(&url).await.unwrap();
+    let recorded = || async {
+        let rows: Vec<(i64, Option<String>)> =
+            sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
+                .fetch_all(&plain)
+                .await
+                .unwrap();
+        rows
+    };
+    let first = recorded().await;
+    assert_eq!(first.len(), Store::EMBEDDED_MIGRATIONS);
+    assert!(first.iter().all(|(_, c)| c.as_deref().is_some_and(|c| c.len() == 64)), "{first:?}");
+
+    // A database migrated before checksums were recorded (no column, then an empty one):
+    // they are filled in, nothing re-runs.
+    sqlx::query("ALTER TABLE schema_migrations DROP COLUMN checksum").execute(&plain).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    assert_eq!(recorded().await, first);
+    sqlx::query("UPDATE schema_migrations SET checksum = NULL").execute(&plain).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    assert_eq!(recorded().await, first);
+
+    // The SQL of an applied migration differs from what this build embeds: refused.
+    sqlx::query("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1").execute(&plain).await.unwrap();
+    let refused = store.migrate().await.unwrap_err().to_string();
+    assert!(refused.contains("0001_foundation") && refused.contains("never be edited"), "{refused}");
+    plain.close().await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
