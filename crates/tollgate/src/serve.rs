@@ -94,8 +94,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             a2a_calls: false,
         },
     )
-        .merge(gateway.router())
-        .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
+    .merge(gateway.router())
+    .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
     let shutdown_signal = shutdown_signal();
     let stop = shutdown.clone();
     // Small writes (SSE events, short JSON answers) go out at once, not after a delayed ACK.

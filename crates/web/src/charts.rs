@@ -439,7 +439,9 @@ mod tests {
         assert!(svg.contains("<th scope=\"row\">c</th><td>4</td>"), "a data table follows");
         assert_eq!(svg.matches("<circle").count(), 3);
         assert_eq!(svg.matches("tabindex").count(), 1, "the chart is one tab stop, its points none");
-        assert!(svg.starts_with("<svg class=\"chart\" id=\"calls\" viewBox=\"0 0 640 240\" role=\"img\" tabindex=\"0\""));
+        assert!(
+            svg.starts_with("<svg class=\"chart\" id=\"calls\" viewBox=\"0 0 640 240\" role=\"img\" tabindex=\"0\"")
+        );
         assert!(svg.contains(">4</text>"), "the top tick is labelled");
     }
 

@@ -172,10 +172,9 @@ pub(crate) async fn layout_errors(State(web): State<Web>, request: Request, next
                 ..Caller::default()
             };
             let viewer = match cookie(&headers, tollgate_api::SESSION_COOKIE) {
-                Some(_) => page::load_viewer(&web, &caller, cookie(&headers, page::ORG_COOKIE), &here)
-                    .await
-                    .ok()
-                    .flatten(),
+                Some(_) => {
+                    page::load_viewer(&web, &caller, cookie(&headers, page::ORG_COOKIE), &here).await.ok().flatten()
+                }
                 None => None,
             };
             let status = response.status();

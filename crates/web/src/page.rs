@@ -111,7 +111,12 @@ impl FromRequestParts<Web> for Browser {
 
 /// The person behind `caller`'s session (`None` when it has ended), acting in `wanted` when
 /// that is one of their orgs, else in their personal org.
-pub(crate) async fn load_viewer(web: &Web, caller: &Caller, wanted: Option<&str>, here: &str) -> Result<Option<Viewer>, Failure> {
+pub(crate) async fn load_viewer(
+    web: &Web,
+    caller: &Caller,
+    wanted: Option<&str>,
+    here: &str,
+) -> Result<Option<Viewer>, Failure> {
     let reply = web.api.get(caller, "/api/v1/me").await?;
     if reply.status == StatusCode::UNAUTHORIZED {
         return Ok(None);

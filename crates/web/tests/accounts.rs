@@ -36,8 +36,7 @@ async fn sign_up_errors_sit_next_to_their_field_and_change_nothing() {
     check_html(&page.html);
     assert!(w.store.user_by_email("ada@example.com").await.unwrap().is_none(), "nobody was created");
 
-    let bad_email =
-        w.auth_form("/signup", &[("name", "Ada"), ("email", "not-an-email"), ("password", PASSWORD)]).await;
+    let bad_email = w.auth_form("/signup", &[("name", "Ada"), ("email", "not-an-email"), ("password", PASSWORD)]).await;
     assert_eq!(bad_email.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!bad_email.testid_text("error-email").is_empty());
 
@@ -59,13 +58,13 @@ async fn log_in_goes_back_where_the_person_was_going_and_throttling_is_explained
     assert!(wrong.session_cookie().is_none());
     check_html(&wrong.html);
 
-    let ok = w.auth_form("/login",
-            &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "/agents/x?tab=reviews")])
+    let ok = w
+        .auth_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "/agents/x?tab=reviews")])
         .await;
     assert_eq!((ok.status, ok.location()), (StatusCode::SEE_OTHER, "/agents/x?tab=reviews"));
     assert!(ok.session_cookie().is_some());
-    let elsewhere = w.auth_form("/login",
-            &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "https://evil.example/")])
+    let elsewhere = w
+        .auth_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "https://evil.example/")])
         .await;
     assert_eq!(elsewhere.location(), "/dashboard", "only local paths are followed");
 
@@ -213,9 +212,12 @@ async fn log_in_and_sign_up_forms_from_another_site_are_refused() {
         let refused = post("/login", headers.clone(), login.clone()).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{headers:?}");
         assert!(refused.headers().get(header::SET_COOKIE).is_none(), "no session from a cross-site form");
-        let signup =
-            post("/signup", headers, format!("email=eve%40example.com&password=correct+horse+42&name=Eve&csrf={token}"))
-                .await;
+        let signup = post(
+            "/signup",
+            headers,
+            format!("email=eve%40example.com&password=correct+horse+42&name=Eve&csrf={token}"),
+        )
+        .await;
         assert_eq!(signup.status(), StatusCode::FORBIDDEN);
     }
     let eve = w.auth_form("/login", &[("email", "eve@example.com"), ("password", PASSWORD)]).await;

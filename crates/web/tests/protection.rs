@@ -21,7 +21,8 @@ fn assert_secure(what: &str, headers: &HeaderMap) {
     assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
     assert_eq!(get("referrer-policy"), "strict-origin-when-cross-origin", "{what}");
     let csp = get("content-security-policy");
-    for part in ["frame-ancestors 'none'", "default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'"]
+    for part in
+        ["frame-ancestors 'none'", "default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'"]
     {
         assert!(csp.contains(part), "{what}: {part} in {csp:?}");
     }
@@ -113,7 +114,9 @@ async fn log_in_and_sign_up_forms_need_their_token_and_a_forged_post_changes_not
     let login = |csrf: &str| format!("email=ada%40example.com&password=correct+horse+42&csrf={csrf}");
     let signup = |csrf: &str| format!("email=eve%40example.com&password=correct+horse+42&name=Eve&csrf={csrf}");
     let (other_cookie, other_token) = w.form_token("/login").await;
-    let forged: [(&str, Vec<(&str, &str)>, &str); 4] = [
+    /// What is wrong, the headers sent, and the form's token.
+    type Forged<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let forged: [Forged; 4] = [
         ("no cookie", vec![], &token),
         ("no token", vec![("cookie", cookie.as_str())], ""),
         ("another browser's token", vec![("cookie", cookie.as_str())], &other_token),
@@ -247,9 +250,12 @@ async fn controls_are_shown_only_to_roles_that_may_use_them() {
     assert_eq!(key.status, StatusCode::SEE_OTHER, "{}", key.html);
 
     // (who, may install, may uninstall, may create and manage keys)
-    for (who, install, uninstall, keys) in
-        [(&owner, true, true, true), (&admin, true, true, true), (&member, true, false, true), (&viewer, false, false, false)]
-    {
+    for (who, install, uninstall, keys) in [
+        (&owner, true, true, true),
+        (&admin, true, true, true),
+        (&member, true, false, true),
+        (&viewer, false, false, false),
+    ] {
         let me = who.in_org(&team);
         let other = w.get("/agents/other-agent", Some(&me)).await;
         check_html(&other.html);

@@ -69,8 +69,12 @@ pub async fn signup_page(
         return Ok(see_other(local_path(&next, "/dashboard")));
     }
     let token = FormToken::of(&headers);
-    let page =
-        SignupPage { chrome: Chrome::new("Sign up", "", None), form: FormState::default(), next, token: token.value.clone() };
+    let page = SignupPage {
+        chrome: Chrome::new("Sign up", "", None),
+        form: FormState::default(),
+        next,
+        token: token.value.clone(),
+    };
     Ok(token.set(&web, render_status(StatusCode::OK, &page)))
 }
 
