@@ -61,15 +61,12 @@ impl FromRequestParts<AppState> for Auth {
         }
         let session = cookie(&parts.headers, SESSION_COOKIE)
             .ok_or_else(|| ApiError::Unauthorized("log in or send an account token".into()))?;
-        let (user, csrf) = state
-            .store
-            .session(&sha256_hex(session.as_bytes()), now)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("your session has ended; log in again".into()))?;
+        let (user, csrf) =
+            state.store.session(&sha256_hex(session.as_bytes()), now).await?.ok_or(ApiError::SessionExpired)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
         if !safe && !sent.is_some_and(|s| constant_time_eq(s.as_bytes(), csrf.as_bytes())) {
-            return Err(ApiError::Forbidden("missing or wrong X-CSRF-Token header".into()));
+            return Err(ApiError::CsrfToken);
         }
         Ok(Auth { user, scopes: None })
     }

@@ -17,6 +17,15 @@ pub enum ApiError {
     /// 401: who are you?
     #[error("{0}")]
     Unauthorized(String),
+    /// 401 `session_expired`: the session cookie names a session that has ended (expired,
+    /// logged out, or the account closed), so a client can tell "log in again" apart
+    /// from "never logged in".
+    #[error("your session has ended; log in again")]
+    SessionExpired,
+    /// 403 `csrf_token`: a cookie-authenticated mutation without the session's
+    /// `X-CSRF-Token`.
+    #[error("missing or wrong X-CSRF-Token header")]
+    CsrfToken,
     /// 403: known, but not allowed.
     #[error("{0}")]
     Forbidden(String),
@@ -54,6 +63,8 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
+            ApiError::CsrfToken => (StatusCode::FORBIDDEN, "csrf_token"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),

@@ -131,6 +131,7 @@ async fn login_logout_and_csrf() {
     assert_eq!(app.get("/api/v1/me", &no_csrf).await.status, StatusCode::OK);
     let refused = app.post("/api/v1/orgs", json!({"name": "Team"}), &no_csrf).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["error"]["code"], "csrf_token", "a client tells a CSRF refusal by its code");
     let wrong_csrf = Caller { csrf: Some("forged".into()), ..user.browser() };
     assert_eq!(app.post("/api/v1/orgs", json!({"name": "Team"}), &wrong_csrf).await.status, StatusCode::FORBIDDEN);
     assert_eq!(app.get("/api/v1/orgs", &user.caller()).await.body.as_array().unwrap().len(), 1, "no org was created");
@@ -141,7 +142,10 @@ async fn login_logout_and_csrf() {
     let out = app.post("/api/v1/auth/logout", json!({}), &user.browser()).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert!(out.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().contains("Max-Age=0"));
-    assert_eq!(app.get("/api/v1/me", &user.browser()).await.status, StatusCode::UNAUTHORIZED);
+    let ended = app.get("/api/v1/me", &user.browser()).await;
+    assert_eq!(ended.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ended.body["error"]["code"], "session_expired", "an ended session is told apart by its code");
+    assert_eq!(app.get("/api/v1/orgs", &anon).await.body["error"]["code"], "unauthorized");
     // The account token still works after the session ends.
     assert_eq!(app.get("/api/v1/me", &user.caller()).await.status, StatusCode::OK);
 }

@@ -87,15 +87,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     store.listen_for_changes().await.context("listening for changes on PostgreSQL")?;
     let gateway = gateway(&config, &state).await?;
     let shutdown = CancellationToken::new();
-    let app = tollgate_api::router(state.clone())
-        .merge(tollgate_web::router(
-            state.clone(),
-            tollgate_web::WebConfig {
-                rate_limits: [config.rate_limit_minute, config.rate_limit_hour, config.rate_limit_day],
-            },
-        ))
-        .merge(gateway.router())
-        .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
+    let app = tollgate_web::site(
+        state.clone(),
+        tollgate_web::WebConfig {
+            rate_limits: [config.rate_limit_minute, config.rate_limit_hour, config.rate_limit_day],
+            a2a_calls: false,
+        },
+    )
+    .merge(gateway.router())
+    .nest("/_examples", tollgate_examples::router_with_shutdown(shutdown.clone()));
     let shutdown_signal = shutdown_signal();
     let stop = shutdown.clone();
     // Small writes (SSE events, short JSON answers) go out at once, not after a delayed ACK.

@@ -3,15 +3,22 @@
 //! Playwright journeys of `tests/browser/` (node, `playwright-core` pinned in its
 //! `package-lock.json`, Debian's headless Chromium), which click and type through the UI:
 //!
-//! - a consumer signs up, searches, filters, sorts and pages the store, opens an agent's
-//!   six tabs, installs it, creates a key — then this test calls the agent through the
-//!   gateway with that key (a real MCP session over HTTP) — finds the calls on the
-//!   dashboard, the usage chart and the audit log (a row's details), exports the CSV,
-//!   revokes the key — this test's next call is refused with 403 — and switches the theme;
+//! - a consumer signs up, searches the store, uses every filter (category, platform,
+//!   capability, protocol, minimum trust) and sort, checking the cards against the API,
+//!   and walks every page whatever the demo's agent count; opens an agent's six tabs (also
+//!   with the arrow keys), copies a snippet, writes, edits and deletes a review, installs
+//!   the agent, creates a key and sets its daily limits — then this test calls the agent
+//!   through the gateway with that key (a real MCP session over HTTP) — finds the calls on
+//!   the dashboard (its chart stepped through from the keyboard), the usage chart and the
+//!   audit log (a row's details), exports the CSV, revokes the key — this test's next call
+//!   is refused with 403 — switches the theme, logs out, logs back in to the page it asked
+//!   for, and uninstalls the agent;
 //! - a publisher creates an agent and publishes a priced version in the console, and
 //!   finds it in the store with its price on the Integration tab;
-//! - the main pages at 360 px and 1280 px wide do not scroll sideways, and a screenshot of
-//!   each goes to `target/screenshots/`; the log-in form is used with the keyboard alone.
+//! - the main pages at 360 px and 1280 px wide (an error page, an invitation, an A2A agent
+//!   and the publisher's new-agent form among them) carry the security headers and do not
+//!   scroll sideways, and a screenshot of each goes to `target/screenshots/<database>/`;
+//!   the log-in form is used with the keyboard alone; the org switcher acts on its button.
 //!
 //! The journeys ask this test for gateway calls with lines `@@ {json}` on their standard
 //! output, and read the answer as one JSON line on their standard input.
@@ -33,7 +40,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The longest the journeys may take.
-const TIME_LIMIT: Duration = Duration::from_secs(120);
+const TIME_LIMIT: Duration = Duration::from_secs(240);
 
 fn scripts() -> PathBuf {
     workspace_root().join("crates/tollgate/tests/browser")
@@ -134,7 +141,8 @@ fn consumer_and_publisher_journeys_in_headless_chromium() {
     let server = db.serve(&["--demo"]);
     println!("{}: tollgate serve --demo ready in {:?}", db.name, started.elapsed());
 
-    let shots = workspace_root().canonicalize().unwrap().join("target/screenshots");
+    // Each database's run keeps its own screenshots.
+    let shots = workspace_root().canonicalize().unwrap().join("target/screenshots").join(db.name);
     let _ = std::fs::remove_dir_all(&shots);
     let log = db.dir.join("journeys.log");
     let mut child = Command::new(&node)
@@ -193,6 +201,11 @@ fn consumer_and_publisher_journeys_in_headless_chromium() {
     let done = done.unwrap_or_else(|| panic!("{}", failure("the journeys did not finish")));
     println!("journeys passed in {} ms; screenshots in {}", done["ms"], shots.display());
     let count = std::fs::read_dir(&shots).map(|d| d.count()).unwrap_or(0);
-    assert!(count >= 2 * 20, "a screenshot of each page at each width: {count}");
+    assert!(count >= 2 * 25, "a screenshot of each page at each width: {count}");
+    for name in ["error", "invitation", "publisher-new-agent", "agent-a2a", "store"] {
+        for size in ["phone", "desktop"] {
+            assert!(shots.join(format!("{name}-{size}.png")).exists(), "no screenshot {name}-{size}");
+        }
+    }
     server.stop();
 }

@@ -4,7 +4,9 @@
 //! money on an axis is formatted from integer nano-USD; floats only place pixels. Every
 //! chart is an `<svg role="img">` with a `<title>` and a `<desc>`, followed by the same
 //! numbers as a table (in a `<details>`), so nothing is only visible on hover. Points
-//! carry `data-tip` (and an SVG `<title>`) for tooltips.
+//! carry `data-tip` (and an SVG `<title>`) for tooltips. A chart with points is one stop
+//! of the Tab key (`tabindex="0"` on the `<svg>`, never on a point); `app.js` lets the
+//! arrow keys, Home and End step through its points inside it.
 
 use crate::format;
 use std::fmt::Write;
@@ -150,11 +152,13 @@ fn labelled(i: usize, n: usize) -> bool {
     i.is_multiple_of(every)
 }
 
-/// The opening of a chart's SVG with its title and description.
-fn open(out: &mut String, id: &str, title: &str, desc: &str) {
+/// The opening of a chart's SVG with its title and description; `focusable` for a chart
+/// with points to step through.
+fn open(out: &mut String, id: &str, title: &str, desc: &str, focusable: bool) {
+    let tabindex = if focusable { " tabindex=\"0\"" } else { "" };
     let _ = write!(
         out,
-        "<svg class=\"chart\" id=\"{id}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
+        "<svg class=\"chart\" id=\"{id}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\"{tabindex} \
          aria-labelledby=\"{id}-title {id}-desc\" preserveAspectRatio=\"xMidYMid meet\">\
          <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>",
         esc(title),
@@ -182,7 +186,7 @@ fn y_axis(out: &mut String, ticks: &[i64], scale: Scale) {
 /// The chart shown when there is nothing to draw.
 fn empty(id: &str, title: &str, message: &str) -> String {
     let mut out = String::new();
-    open(&mut out, id, title, message);
+    open(&mut out, id, title, message, false);
     let _ = write!(
         out,
         "<rect class=\"empty-box\" x=\"{LEFT}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"8\"/>\
@@ -274,7 +278,7 @@ pub fn line_chart(c: &LineChart) -> String {
         c.scale.label(max)
     );
     let mut out = String::new();
-    open(&mut out, &id, &c.title, &desc);
+    open(&mut out, &id, &c.title, &desc, true);
     y_axis(&mut out, &ticks, c.scale);
     for (i, label) in c.x_labels.iter().enumerate() {
         if labelled(i, n) {
@@ -352,7 +356,7 @@ pub fn bar_chart(c: &BarChart) -> String {
     let top = ticks.last().copied().unwrap_or(1);
     let desc = format!("{} bars; highest {}.", n, c.scale.label(max));
     let mut out = String::new();
-    open(&mut out, &id, &c.title, &desc);
+    open(&mut out, &id, &c.title, &desc, true);
     y_axis(&mut out, &ticks, c.scale);
     let slot = (WIDTH - LEFT - RIGHT) / n as f64;
     let width = (slot * 0.7).max(1.0);
@@ -434,6 +438,10 @@ mod tests {
         assert!(svg.contains("data-tip=\"b · Calls: 2\""));
         assert!(svg.contains("<th scope=\"row\">c</th><td>4</td>"), "a data table follows");
         assert_eq!(svg.matches("<circle").count(), 3);
+        assert_eq!(svg.matches("tabindex").count(), 1, "the chart is one tab stop, its points none");
+        assert!(
+            svg.starts_with("<svg class=\"chart\" id=\"calls\" viewBox=\"0 0 640 240\" role=\"img\" tabindex=\"0\"")
+        );
         assert!(svg.contains(">4</text>"), "the top tick is labelled");
     }
 
@@ -480,6 +488,7 @@ mod tests {
         assert!(svg.contains("No data for this range yet") && !svg.contains("<polyline"));
         let bars = bar_chart(&BarChart { id: "b".into(), title: "Cost".into(), bars: vec![], scale: Scale::Money });
         assert!(bars.contains("No data for this range yet") && bars.contains("role=\"img\""));
+        assert!(!svg.contains("tabindex") && !bars.contains("tabindex"), "nothing to step through, no tab stop");
         let spark = sparkline(&[], "no calls");
         assert!(spark.contains("spark-empty") && spark.contains("aria-label=\"no calls\""));
     }
@@ -498,6 +507,7 @@ mod tests {
         assert_eq!(attr(&svg, "<rect class=\"bar\"", "y"), "118.0");
         assert_eq!(attr(&svg, "<rect class=\"bar\"", "height"), "90.0");
         assert!(svg.contains("data-tip=\"Output: 4\""));
+        assert_eq!(svg.matches("tabindex=\"0\"").count(), 1, "one tab stop for every bar");
         let spark = sparkline(&[0, 5, 10], "calls");
         assert_eq!(attr(&spark, "<polyline", "points"), "0.0,30.0 60.0,16.0 120.0,2.0");
         let long: Vec<Bar> = (0..24).map(|i| Bar { label: format!("{i:02}"), value: i }).collect();

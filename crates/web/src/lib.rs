@@ -12,6 +12,7 @@ pub mod assets;
 pub mod charts;
 pub mod client;
 pub mod format;
+pub mod guard;
 mod model;
 mod page;
 mod pages;
@@ -30,12 +31,22 @@ pub struct WebConfig {
     /// The gateway's default rate limits per member per agent (minute, hour, day; 0 =
     /// unlimited), shown on an installation's settings.
     pub rate_limits: [u64; 3],
+    /// Whether this instance's gateway serves A2A agents. Until it does, an A2A agent's
+    /// pages say plainly that it cannot be called here, instead of showing code that
+    /// would fail.
+    pub a2a_calls: bool,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { rate_limits: [60, 1000, 10_000] }
+        WebConfig { rate_limits: [60, 1000, 10_000], a2a_calls: false }
     }
+}
+
+/// The management API and the UI over `state`, every response with the security headers
+/// of [`guard::SECURITY_HEADERS`]: what `tollgate serve` answers besides the gateway.
+pub fn site(state: AppState, config: WebConfig) -> Router {
+    guard::with_security_headers(tollgate_api::router(state.clone()).merge(router(state, config)))
 }
 
 /// What every page handler has.
@@ -55,7 +66,9 @@ pub struct Web {
 /// `/`, `/store`, `/agents/{slug}`, `/signup`, `/login`, `/logout`, `/dashboard`,
 /// `/usage/{installation}`, `/billing`, `/team`, `/invitations/{token}`,
 /// `/notifications`, `/settings`, `/publisher/…`, the forms they post to, and
-/// `/static/…`. Unknown paths get an HTML 404.
+/// `/static/…`. Unknown paths get an HTML 404. Error pages get the layout of the person
+/// signed in, and a redirect to log in carries the page asked for (see
+/// [`guard::layout_errors`]).
 pub fn router(state: AppState, config: WebConfig) -> Router {
     let web = Web {
         cookie_secure: state.config.cookie_secure,
@@ -115,5 +128,6 @@ pub fn router(state: AppState, config: WebConfig) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(web.clone(), guard::layout_errors))
         .with_state(web)
 }

@@ -4,6 +4,7 @@
 use crate::Web;
 use crate::assets;
 use crate::client::{Caller, Failure, query};
+use crate::guard::{ErrorPage, Unfinished};
 use crate::model::{Me, OrgRef};
 use crate::stash::Secret;
 use askama::Template;
@@ -28,6 +29,8 @@ pub struct Browser {
     /// The path and query asked for, to come back to after logging in.
     pub here: String,
     viewer: Result<Option<Viewer>, Failure>,
+    /// The browser sent a session cookie whose session has ended.
+    ended: bool,
 }
 
 /// Refuses a form posted from another site. The log-in and sign-up forms carry no CSRF
@@ -89,22 +92,31 @@ impl FromRequestParts<Web> for Browser {
             org: None,
         };
         let here = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-        let viewer = match cookie(&parts.headers, tollgate_api::SESSION_COOKIE) {
-            Some(_) => load_viewer(web, &caller, cookie(&parts.headers, ORG_COOKIE), &here).await,
-            None => Ok(None),
+        let (viewer, ended) = match cookie(&parts.headers, tollgate_api::SESSION_COOKIE) {
+            Some(_) => {
+                let viewer = load_viewer(web, &caller, cookie(&parts.headers, ORG_COOKIE), &here).await;
+                let ended = matches!(viewer, Ok(None));
+                (viewer, ended)
+            }
+            None => (Ok(None), false),
         };
         if let Ok(Some(v)) = &viewer
             && !v.org.personal
         {
             caller.org = Some(v.org.id.clone());
         }
-        Ok(Browser { caller, here, viewer })
+        Ok(Browser { caller, here, viewer, ended })
     }
 }
 
 /// The person behind `caller`'s session (`None` when it has ended), acting in `wanted` when
 /// that is one of their orgs, else in their personal org.
-async fn load_viewer(web: &Web, caller: &Caller, wanted: Option<&str>, here: &str) -> Result<Option<Viewer>, Failure> {
+pub(crate) async fn load_viewer(
+    web: &Web,
+    caller: &Caller,
+    wanted: Option<&str>,
+    here: &str,
+) -> Result<Option<Viewer>, Failure> {
     let reply = web.api.get(caller, "/api/v1/me").await?;
     if reply.status == StatusCode::UNAUTHORIZED {
         return Ok(None);
@@ -179,8 +191,10 @@ impl Viewer {
 /// Why a page could not be shown.
 #[derive(Debug)]
 pub enum PageError {
-    /// Not signed in: to the log-in page, then back to `next`.
-    Login { next: String },
+    /// Not signed in: to the log-in page, then back to `next` (the layer of
+    /// [`crate::guard::layout_errors`] puts the page asked for there); `expired` when a
+    /// session had been there and ended.
+    Login { next: String, expired: bool },
     /// No such thing, or not yours.
     NotFound,
     /// The API refused or failed.
@@ -190,7 +204,9 @@ pub enum PageError {
 impl From<Failure> for PageError {
     fn from(f: Failure) -> Self {
         match f.status {
-            StatusCode::UNAUTHORIZED => PageError::Login { next: "/dashboard".into() },
+            StatusCode::UNAUTHORIZED => {
+                PageError::Login { next: "/dashboard".into(), expired: f.code == "session_expired" }
+            }
             StatusCode::NOT_FOUND => PageError::NotFound,
             _ => PageError::Failure(f),
         }
@@ -200,24 +216,20 @@ impl From<Failure> for PageError {
 /// A page's result.
 pub type PageResult = Result<Response, PageError>;
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    chrome: Chrome,
-    heading: String,
-    message: String,
-}
-
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, heading, message) = match self {
-            PageError::Login { next } => return see_other(&format!("/login{}", query(&[("next", &next)]))),
+            PageError::Login { next, expired } => {
+                let mut response = see_other(&format!("/login{}", query(&[("next", &next)])));
+                response.extensions_mut().insert(Unfinished::Login { expired });
+                return response;
+            }
             PageError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Not found".to_string(),
                 "There is nothing here, or it belongs to another organization.".to_string(),
             ),
-            PageError::Failure(f) if f.status == StatusCode::FORBIDDEN && f.message.contains("CSRF") => (
+            PageError::Failure(f) if is_csrf(&f) => (
                 StatusCode::FORBIDDEN,
                 "This form has expired".to_string(),
                 "The form did not carry this session's security token, so nothing was changed. Go back, reload \
@@ -237,8 +249,11 @@ impl IntoResponse for PageError {
             }
             PageError::Failure(f) => (f.status, "That did not work".to_string(), sentence(&f.message)),
         };
+        let unfinished = Unfinished::Error { heading: heading.clone(), message: message.clone() };
         let page = ErrorPage { chrome: Chrome::anonymous(&heading), heading, message };
-        render_status(status, &page)
+        let mut response = render_status(status, &page);
+        response.extensions_mut().insert(unfinished);
+        response
     }
 }
 
@@ -279,7 +294,7 @@ pub async fn viewer(_web: &Web, browser: &Browser) -> Result<Option<Viewer>, Pag
 
 /// The signed-in person, or a redirect to the log-in page and back here.
 pub async fn signed_in(web: &Web, browser: &Browser) -> Result<Viewer, PageError> {
-    viewer(web, browser).await?.ok_or_else(|| PageError::Login { next: browser.here.clone() })
+    viewer(web, browser).await?.ok_or_else(|| PageError::Login { next: browser.here.clone(), expired: browser.ended })
 }
 
 /// A message shown at the top of a page after something was done.
@@ -296,6 +311,10 @@ pub fn notice(code: &str) -> Option<Notice> {
     match code {
         "welcome" => ok("Welcome! Your account is ready, with free credits to try any agent."),
         "logged_out" => ok("You are logged out."),
+        "session_expired" => Some(Notice {
+            kind: "warn",
+            text: "Your session has ended. Log in again to go back to the page you were on.".into(),
+        }),
         "installed" => ok("Installed. Create a key below to start calling the agent."),
         "uninstalled" => ok("Uninstalled. Every key of that installation was revoked."),
         "key_revoked" => ok("The key is revoked; calls with it are refused from now on."),
@@ -497,9 +516,10 @@ impl FormState {
     }
 }
 
-/// Whether the API refused for a missing or wrong CSRF token (shown as "form expired").
+/// Whether the API refused for a missing or wrong CSRF token (shown as "form expired"):
+/// told by the API's error code, never by its message.
 pub fn is_csrf(f: &Failure) -> bool {
-    f.status == StatusCode::FORBIDDEN && f.message.contains("CSRF")
+    f.status == StatusCode::FORBIDDEN && f.code == "csrf_token"
 }
 
 /// A refusal that is not about the form's values: shown as an error page.
@@ -631,6 +651,23 @@ mod tests {
         assert!(form.general.is_none());
         let other = FormState::default().fail(&Failure { field: None, ..f }, &[], &["name"]);
         assert!(other.general.is_some() && other.errors.is_empty());
+    }
+
+    #[test]
+    fn csrf_refusals_and_ended_sessions_are_told_by_their_code() {
+        let f = |status: StatusCode, code: &str, message: &str| Failure {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        };
+        assert!(is_csrf(&f(StatusCode::FORBIDDEN, "csrf_token", "any words at all")));
+        assert!(!is_csrf(&f(StatusCode::FORBIDDEN, "forbidden", "a CSRF word in a message decides nothing")));
+        let expired = PageError::from(f(StatusCode::UNAUTHORIZED, "session_expired", "x"));
+        assert!(matches!(expired, PageError::Login { expired: true, .. }));
+        let anonymous = PageError::from(f(StatusCode::UNAUTHORIZED, "unauthorized", "your session has ended"));
+        assert!(matches!(anonymous, PageError::Login { expired: false, .. }));
     }
 
     #[test]

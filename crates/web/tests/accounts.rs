@@ -28,7 +28,7 @@ async fn sign_up_signs_in_and_lands_on_the_dashboard() {
 #[tokio::test]
 async fn sign_up_errors_sit_next_to_their_field_and_change_nothing() {
     let w = World::new().await;
-    let page = w.form("/signup", &[("name", "Ada"), ("email", "ada@example.com"), ("password", "short")], None).await;
+    let page = w.auth_form("/signup", &[("name", "Ada"), ("email", "ada@example.com"), ("password", "short")]).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.testid_text("error-password").to_lowercase().contains("characters"), "{}", page.html);
     page.assert_contains("value=\"ada@example.com\"");
@@ -36,13 +36,12 @@ async fn sign_up_errors_sit_next_to_their_field_and_change_nothing() {
     check_html(&page.html);
     assert!(w.store.user_by_email("ada@example.com").await.unwrap().is_none(), "nobody was created");
 
-    let bad_email =
-        w.form("/signup", &[("name", "Ada"), ("email", "not-an-email"), ("password", PASSWORD)], None).await;
+    let bad_email = w.auth_form("/signup", &[("name", "Ada"), ("email", "not-an-email"), ("password", PASSWORD)]).await;
     assert_eq!(bad_email.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!bad_email.testid_text("error-email").is_empty());
 
     w.person("ada@example.com").await;
-    let taken = w.form("/signup", &[("name", "Ada"), ("email", "ada@example.com"), ("password", PASSWORD)], None).await;
+    let taken = w.auth_form("/signup", &[("name", "Ada"), ("email", "ada@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
     assert!(taken.testid_text("error-email").contains("already exists"));
 }
@@ -52,7 +51,7 @@ async fn log_in_goes_back_where_the_person_was_going_and_throttling_is_explained
     let w = World::new().await;
     w.person("ada@example.com").await;
 
-    let wrong = w.form("/login", &[("email", "ada@example.com"), ("password", "wrong password 1")], None).await;
+    let wrong = w.auth_form("/login", &[("email", "ada@example.com"), ("password", "wrong password 1")]).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.testid_text("form-error").contains("Wrong email or password"));
     wrong.assert_contains("value=\"ada@example.com\"");
@@ -60,27 +59,19 @@ async fn log_in_goes_back_where_the_person_was_going_and_throttling_is_explained
     check_html(&wrong.html);
 
     let ok = w
-        .form(
-            "/login",
-            &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "/agents/x?tab=reviews")],
-            None,
-        )
+        .auth_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "/agents/x?tab=reviews")])
         .await;
     assert_eq!((ok.status, ok.location()), (StatusCode::SEE_OTHER, "/agents/x?tab=reviews"));
     assert!(ok.session_cookie().is_some());
     let elsewhere = w
-        .form(
-            "/login",
-            &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "https://evil.example/")],
-            None,
-        )
+        .auth_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "https://evil.example/")])
         .await;
     assert_eq!(elsewhere.location(), "/dashboard", "only local paths are followed");
 
     for _ in 0..5 {
-        w.form("/login", &[("email", "ada@example.com"), ("password", "wrong password 1")], None).await;
+        w.auth_form("/login", &[("email", "ada@example.com"), ("password", "wrong password 1")]).await;
     }
-    let throttled = w.form("/login", &[("email", "ada@example.com"), ("password", PASSWORD)], None).await;
+    let throttled = w.auth_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
     let message = throttled.testid_text("form-error");
     assert!(message.contains("Too many failed log-in attempts") && message.contains("minutes"), "{message}");
@@ -100,7 +91,11 @@ async fn log_out_needs_the_sessions_csrf_token() {
     assert_eq!((out.status, out.location()), (StatusCode::SEE_OTHER, "/login?notice=logged_out"));
     assert!(out.headers.get_all("set-cookie").iter().any(|c| c.to_str().unwrap().contains("Max-Age=0")));
     let after = w.get("/dashboard", Some(&ada)).await;
-    assert_eq!((after.status, after.location()), (StatusCode::SEE_OTHER, "/login?next=%2Fdashboard"));
+    assert_eq!(
+        (after.status, after.location()),
+        (StatusCode::SEE_OTHER, "/login?next=%2Fdashboard&notice=session_expired"),
+        "the ended session is told by the API's code"
+    );
     let login = w.get("/login?notice=logged_out", None).await;
     login.assert_contains("You are logged out.");
     check_html(&login.html);
@@ -194,13 +189,17 @@ async fn log_in_and_sign_up_forms_from_another_site_are_refused() {
     use tower::ServiceExt;
     let w = World::new().await;
     w.person("ada@example.com").await;
-    let post = |path: &'static str, extra: Vec<(&'static str, &'static str)>, body: &'static str| {
+    // A form opened on this site: its token cookie and field.
+    let (cookie, token) = w.form_token("/login").await;
+    let post = |path: &'static str, extra: Vec<(&'static str, &'static str)>, body: String| {
         let app = w.app.clone();
+        let cookie = cookie.clone();
         async move {
             let mut req = Request::builder()
                 .method(Method::POST)
                 .uri(path)
                 .header(header::HOST, "tollgate.example")
+                .header(header::COOKIE, cookie)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
             for (k, v) in extra {
                 req = req.header(k, v);
@@ -208,19 +207,24 @@ async fn log_in_and_sign_up_forms_from_another_site_are_refused() {
             app.oneshot(req.body(Body::from(body)).unwrap()).await.unwrap()
         }
     };
-    let login = "email=ada%40example.com&password=correct+horse+42";
+    let login = format!("email=ada%40example.com&password=correct+horse+42&csrf={token}");
     for headers in [vec![("sec-fetch-site", "cross-site")], vec![("origin", "https://evil.example")]] {
-        let refused = post("/login", headers.clone(), login).await;
+        let refused = post("/login", headers.clone(), login.clone()).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{headers:?}");
         assert!(refused.headers().get(header::SET_COOKIE).is_none(), "no session from a cross-site form");
-        let signup = post("/signup", headers, "email=eve%40example.com&password=correct+horse+42&name=Eve").await;
+        let signup = post(
+            "/signup",
+            headers,
+            format!("email=eve%40example.com&password=correct+horse+42&name=Eve&csrf={token}"),
+        )
+        .await;
         assert_eq!(signup.status(), StatusCode::FORBIDDEN);
     }
-    let eve = w.form("/login", &[("email", "eve@example.com"), ("password", PASSWORD)], None).await;
+    let eve = w.auth_form("/login", &[("email", "eve@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(eve.status, StatusCode::UNAUTHORIZED, "the refused sign-up created no account");
     // The same form from this site (or from no browser at all) logs in.
     for headers in [vec![("sec-fetch-site", "same-origin")], vec![("origin", "http://tollgate.example")], vec![]] {
-        let ok = post("/login", headers.clone(), login).await;
+        let ok = post("/login", headers.clone(), login.clone()).await;
         assert_eq!(ok.status(), StatusCode::SEE_OTHER, "{headers:?}");
         assert!(ok.headers().get(header::SET_COOKIE).is_some());
     }

@@ -30,8 +30,9 @@ async fn the_store_shows_cards_with_badges_and_filters_through_the_api() {
     page.assert_contains("Web Search");
     page.assert_contains("Searches the web &#38; cites sources.");
     page.assert_contains("by pub");
-    page.assert_contains("<span class=\"badge proto\">MCP</span>");
-    page.assert_contains("<span class=\"badge proto\">A2A</span>");
+    page.assert_contains("<span class=\"badge proto\" data-testid=\"card-protocol\">MCP</span>");
+    page.assert_contains("<span class=\"badge proto\" data-testid=\"card-protocol\">A2A</span>");
+    page.assert_contains("<span class=\"badge category\" data-testid=\"card-category\">research</span>");
     page.assert_contains("Free tier");
     page.assert_contains("<span class=\"badge\">GDPR</span>");
     page.assert_contains("<span class=\"badge\">SOC 2</span>");

@@ -192,6 +192,6 @@ async fn closing_the_account_needs_the_password_and_a_tick_and_ends_everything()
     assert_eq!(after.status, StatusCode::SEE_OTHER, "the session is over");
     assert_eq!(w.api(Method::GET, "/api/v1/me", None, &bo).await.0, StatusCode::UNAUTHORIZED, "so is the token");
     w.get("/login?notice=account_closed", None).await.assert_contains("Your account is closed.");
-    let login = w.form("/login", &[("email", "bo@example.com"), ("password", common::PASSWORD)], None).await;
+    let login = w.auth_form("/login", &[("email", "bo@example.com"), ("password", common::PASSWORD)]).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED);
 }

@@ -14,7 +14,9 @@
 //!
 //! The usage is made of real calls through the gateway at seeding time (see [`traffic`]),
 //! so the server must already accept connections at `public_url` when [`seed`] runs: the
-//! gateway forwards them to the examples there.
+//! gateway forwards them to the examples there. A start that finds the demo consumer idle
+//! for an hour makes a modest batch of new calls the same way, so the dashboard's last 24
+//! hours always show usage.
 
 mod catalog;
 mod community;
@@ -229,7 +231,8 @@ pub async fn seed(state: &AppState, gateway: &Gateway, public_url: &str) -> Resu
         if let Some(key) = community::seed(&demo, &people).await? {
             lines.push(format!("demo: a key for the Echo agent (shown once): {key}"));
         }
-        traffic::seed(&demo, &people, gateway).await
+        traffic::seed(&demo, &people, gateway).await?;
+        traffic::refresh(&demo, &people, gateway, tollgate_domain::time::now_ms()).await.map(|_| ())
     }
     .await;
     people.finish().await?;
@@ -444,6 +447,53 @@ mod tests {
         let releases: usize = agents().iter().map(|a| a.releases.len()).sum();
         assert_eq!(seeded.versions.len(), releases + 2 * agents().len());
         assert_eq!(seeded.records, 208 + 28 + 22, "calls are made once, at the first address");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_after_an_idle_hour_makes_fresh_calls() {
+        let db = TestStore::new().await.unwrap();
+        let key = Sealer::generate_key_hex().unwrap();
+        let url = examples().await;
+        let (state, gateway) = start(&db.store, &key, &url);
+        seed(&state, &gateway, &url).await.unwrap();
+        let before = demo(&db.store).await;
+        let (consumer, _) = db.store.user_by_email(CONSUMER).await.unwrap().unwrap();
+        let org = consumer.personal_org_id.clone();
+        let now = tollgate_domain::time::now_ms();
+        let in_window = |from: i64, to: i64| {
+            let org = org.clone();
+            let store = db.store.clone();
+            async move {
+                let scope = UsageScope { org_id: org, installation_id: None, from, to };
+                store.audit_page(&AuditFilter { scope, ..AuditFilter::default() }, 1, 0).await.unwrap().1
+            }
+        };
+
+        // Calls were made a moment ago: a start now makes none.
+        let demo_now = Demo { state: &state, router: tollgate_api::router(state.clone()), public_url: &url };
+        let people = community::People::seed(&demo_now).await.unwrap();
+        assert_eq!(traffic::refresh(&demo_now, &people, &gateway, now).await.unwrap(), 0);
+        assert_eq!(demo(&db.store).await, before, "a busy demo is left as it is");
+
+        // Two hours later nothing happened in the last hour: a start makes a new batch, now.
+        let later = now + 2 * traffic::IDLE_MS;
+        let made = traffic::refresh(&demo_now, &people, &gateway, later).await.unwrap();
+        people.finish().await.unwrap();
+        gateway.shutdown().await;
+        let installs = before.installs.len() + 1;
+        assert_eq!(made, installs * traffic::FRESH_CALLS, "every installation of the consumer, the team's too");
+        let after = demo(&db.store).await;
+        for (old, new) in before.installs.iter().zip(&after.installs) {
+            assert_eq!(new.3, old.3 + traffic::FRESH_CALLS as i64, "{}: a few more calls", old.0);
+            assert_eq!(new.2, old.2, "{}: the same active keys", old.0);
+        }
+        assert_eq!(after.records, before.records + made as i64);
+        let fresh = in_window(tollgate_domain::time::now_ms() - traffic::IDLE_MS, i64::MAX).await;
+        assert!(fresh >= (before.installs.len() * traffic::FRESH_CALLS) as i64, "the new calls are recent: {fresh}");
+        let (sum, consistent) = db.store.ledger_audit().await.unwrap();
+        assert_eq!((sum, consistent), (0, true), "the ledger balances");
+        let audit = db.store.settlement_audit().await.unwrap();
+        assert_eq!((audit.mismatched, audit.orphans), (0, 0), "{audit:?}");
     }
 
     #[test]

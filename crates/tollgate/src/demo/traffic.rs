@@ -12,6 +12,12 @@
 //! interrupted start is revoked first). The calls of one installation stay under the
 //! default rate limit of 60 a minute; a call the gateway refuses (429, 402) ends that
 //! installation's calls for this start, since refused calls are not recorded.
+//!
+//! A dashboard shows the last 24 hours, so usage made once would leave it empty a day
+//! later. Each start therefore looks whether the demo consumer made any call in the last
+//! hour ([`IDLE_MS`]); when not, [`refresh`] makes a modest new batch the same way
+//! ([`FRESH_CALLS`] more calls for each of the consumer's installations, continuing the
+//! mix where it stopped).
 
 use super::community::{People, TEAM, seeded_installation};
 use super::{Account, Demo};
@@ -42,6 +48,22 @@ const TARGETS: &[(usize, bool, &str, usize)] = &[
     (0, true, "ticket-triage", 12),
     (2, true, "word-counter", 10),
 ];
+
+/// A start makes new calls when the demo consumer has made none for this long.
+pub(super) const IDLE_MS: i64 = 3_600_000;
+
+/// The new calls a start that finds the demo idle makes for each of the consumer's
+/// installations.
+pub(super) const FRESH_CALLS: usize = 4;
+
+/// How many calls an installation's batch makes.
+#[derive(Debug, Clone, Copy)]
+enum Goal {
+    /// Up to this many recorded calls in all.
+    Reach(usize),
+    /// This many more than it has recorded.
+    More(usize),
+}
 
 /// The consumer's Echo also had a laptop key that made a few calls and was revoked.
 const REVOKED_KEY: (&str, usize) = ("Old laptop", 6);
@@ -163,14 +185,15 @@ struct Batch {
     keys: Vec<(String, std::ops::Range<usize>)>,
 }
 
-/// The calls still to make for one of [`TARGETS`] (`None` when it has them all, or its
-/// installation is gone), with the keys made for them; keys to revoke once the calls are
-/// made go to `revoke`.
+/// The calls still to make for one of [`TARGETS`] to reach `goal` (`None` when it has them
+/// all, or its installation is gone), with the keys made for them; keys to revoke once the
+/// calls are made go to `revoke`.
 async fn batch<'a>(
     demo: &Demo<'_>,
     member: &'a Account<'a>,
     org: &str,
-    (who, in_team, slug, target): (usize, bool, &'static str, usize),
+    (who, in_team, slug): (usize, bool, &'static str),
+    goal: Goal,
     revoke: &mut Vec<(&'a Account<'a>, String)>,
 ) -> Result<Option<Batch>> {
     let store = &demo.state.store;
@@ -190,6 +213,10 @@ async fn batch<'a>(
         UsageScope { org_id: org.to_string(), installation_id: Some(installation.id.clone()), from: 0, to: i64::MAX };
     let (_, recorded) = store.audit_page(&AuditFilter { scope, ..AuditFilter::default() }, 1, 0).await?;
     let mut done = usize::try_from(recorded).unwrap_or(usize::MAX);
+    let target = match goal {
+        Goal::Reach(target) => target,
+        Goal::More(n) => done.saturating_add(n),
+    };
     if done >= target {
         return Ok(None);
     }
@@ -217,26 +244,67 @@ async fn batch<'a>(
     Ok(Some(Batch { slug, version: installation.version, server, keys }))
 }
 
-/// Makes the missing calls of every installation in [`TARGETS`], all installations at
-/// once, and waits until the gateway has written them.
-pub(super) async fn seed(demo: &Demo<'_>, people: &People<'_>, gateway: &Gateway) -> Result<()> {
-    let team = demo
-        .state
+/// The demo team's id.
+async fn team(demo: &Demo<'_>, people: &People<'_>) -> Result<String> {
+    demo.state
         .store
         .orgs_of_user(&people.consumer.user_id)
         .await?
         .into_iter()
         .find(|(o, _)| !o.personal && o.name == TEAM)
         .map(|(o, _)| o.id)
-        .context("the demo team is missing")?;
+        .context("the demo team is missing")
+}
+
+/// Makes the missing calls of every installation in [`TARGETS`], all installations at
+/// once, and waits until the gateway has written them.
+pub(super) async fn seed(demo: &Demo<'_>, people: &People<'_>, gateway: &Gateway) -> Result<()> {
+    let team = team(demo, people).await?;
     let mut batches = Vec::new();
     let mut revoke = Vec::new();
-    for &target in TARGETS {
-        let (who, in_team, _, _) = target;
+    for &(who, in_team, slug, target) in TARGETS {
         let member = people.member(who);
         let org = if in_team { team.as_str() } else { member.personal_org_id.as_str() };
-        batches.extend(batch(demo, member, org, target, &mut revoke).await?);
+        batches.extend(batch(demo, member, org, (who, in_team, slug), Goal::Reach(target), &mut revoke).await?);
     }
+    let made = run(gateway, batches, revoke).await?;
+    if made > 0 {
+        tracing::info!(calls = made, "demo usage made through the gateway");
+    }
+    Ok(())
+}
+
+/// When the demo consumer has made no call in the [`IDLE_MS`] before `now` (Unix ms), makes
+/// [`FRESH_CALLS`] new calls for each of the consumer's installations (personal and in the
+/// team) through the gateway, so the dashboard's last 24 hours are never empty; returns
+/// how many calls were made.
+pub(super) async fn refresh(demo: &Demo<'_>, people: &People<'_>, gateway: &Gateway, now: i64) -> Result<usize> {
+    let consumer = &people.consumer;
+    let scope = UsageScope {
+        org_id: consumer.personal_org_id.clone(),
+        installation_id: None,
+        from: now.saturating_sub(IDLE_MS),
+        to: now,
+    };
+    let (_, recent) = demo.state.store.audit_page(&AuditFilter { scope, ..AuditFilter::default() }, 1, 0).await?;
+    if recent > 0 {
+        return Ok(0);
+    }
+    let team = team(demo, people).await?;
+    let mut batches = Vec::new();
+    let mut revoke = Vec::new();
+    for &(who, in_team, slug, _) in TARGETS.iter().filter(|t| t.0 == 0) {
+        let org = if in_team { team.as_str() } else { consumer.personal_org_id.as_str() };
+        batches.extend(batch(demo, consumer, org, (who, in_team, slug), Goal::More(FRESH_CALLS), &mut revoke).await?);
+    }
+    let made = run(gateway, batches, revoke).await?;
+    tracing::info!(calls = made, "the demo was idle: fresh usage made through the gateway");
+    Ok(made)
+}
+
+/// Makes the calls of `batches`, all installations at once, revokes the keys of `revoke`,
+/// and waits until the gateway has written the calls; returns how many were answered.
+async fn run(gateway: &Gateway, batches: Vec<Batch>, revoke: Vec<(&Account<'_>, String)>) -> Result<usize> {
     let router = gateway.router();
     let mut running = tokio::task::JoinSet::new();
     for batch in batches {
@@ -257,10 +325,7 @@ pub(super) async fn seed(demo: &Demo<'_>, people: &People<'_>, gateway: &Gateway
         member.api().await?.call(Method::DELETE, &format!("/api/v1/keys/{id}"), None).await?;
     }
     gateway.flush().await;
-    if made > 0 {
-        tracing::info!(calls = made, "demo usage made through the gateway");
-    }
-    Ok(())
+    Ok(made)
 }
 
 fn secret(key: &Value) -> Result<String> {

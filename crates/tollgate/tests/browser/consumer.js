@@ -1,12 +1,26 @@
-// The consumer's journey: sign up, find an agent in the store (search, a filter, the
-// sort, pagination), read its six tabs, install it, create a key, have the Rust test call
-// the agent through the gateway with that key, find the calls on the dashboard, the usage
-// chart and the audit log (with a row's details), export the audit as CSV, revoke the key
-// and see the next call refused; then switch the theme.
+// The consumer's journey: sign up, find an agent in the store (search, every filter,
+// every sort, every page), read its six tabs (also with the arrow keys), copy a snippet,
+// write, edit and delete a review, install it, create a key and set its daily limits,
+// have the Rust test call the agent through the gateway with that key, find the calls on
+// the dashboard (its chart from the keyboard), the usage chart and the audit log (with a
+// row's details), export the audit as CSV, revoke the key and see the next call refused;
+// switch the theme; log out, be sent back to the page after logging in again, and
+// uninstall the agent.
 "use strict";
 
 const fs = require("node:fs");
-const { ask, check, context, equal, eventually, number, step, text, unique } = require("./lib");
+const {
+  ask,
+  check,
+  checkSecurityHeaders,
+  context,
+  equal,
+  eventually,
+  number,
+  step,
+  text,
+  unique,
+} = require("./lib");
 
 /** The slugs of the store cards on the page. */
 async function cardSlugs(page) {
@@ -22,47 +36,137 @@ async function cardRatings(page) {
   });
 }
 
+/** Every card of every page the store shows from the current one on, following "Next". */
+async function allPages(page) {
+  const slugs = await cardSlugs(page);
+  let pages = 1;
+  while ((await page.locator("[data-testid=page-next]").count()) > 0) {
+    const before = page.url();
+    await Promise.all([page.waitForURL((u) => u.href !== before), page.click("[data-testid=page-next]")]);
+    const more = await cardSlugs(page);
+    check(more.length > 0 && more.length <= 12, `a page of 1 to 12 cards: ${more.length}`);
+    slugs.push(...more);
+    pages += 1;
+    check(pages < 100, "the pager ends");
+  }
+  return { slugs, pages };
+}
+
+/** The slugs the API lists for the store query `search` (every page), in order. */
+async function apiSlugs(page, search) {
+  const slugs = [];
+  for (let p = 1; ; p++) {
+    const params = new URLSearchParams(search);
+    for (const [k, v] of [...params.entries()]) if (!v) params.delete(k);
+    params.set("page", String(p));
+    const response = await page.request.get(`/api/v1/store/agents?${params}`);
+    equal(response.status(), 200, `the API's store listing for ${search}`);
+    const body = await response.json();
+    slugs.push(...body.agents.map((a) => a.slug));
+    if (p * body.per_page >= body.total) return slugs;
+  }
+}
+
+/** Applies the store's filter form (after `fill`), and checks the cards against the API. */
+async function applyFilters(page, fill, expect) {
+  await page.goto("/store");
+  await fill();
+  await Promise.all([page.waitForURL((u) => u.search.length > 1), page.click("#store-filters .actions button")]);
+  const search = new URL(page.url()).search;
+  const { slugs } = await allPages(page);
+  const listed = await apiSlugs(page, search);
+  equal(slugs.join(), listed.join(), `the cards are what the API lists for ${search}`);
+  if (expect) await expect(slugs, search);
+  return slugs;
+}
+
 async function store(page) {
+  let total = 0;
+  let everyAgent = [];
   await step("store: pages of 12", async () => {
-    await page.goto("/store");
+    const response = await page.goto("/store");
+    checkSecurityHeaders(response, "the store");
     const first = await cardSlugs(page);
-    equal(first.length, 12, "cards on the first page");
-    const total = number(await text(page, "[data-testid=store-total]"));
+    total = number(await text(page, "[data-testid=store-total]"));
+    equal(first.length, Math.min(12, total), "cards on the first page");
     check(total > 12, `more than one page of agents (${total})`);
-    await Promise.all([page.waitForURL(/page=2/), page.click("[data-testid=page-next]")]);
-    const second = await cardSlugs(page);
-    equal(second.length, total - 12, "cards on the second page");
-    check(!second.some((s) => first.includes(s)), "the second page shows other agents");
-    await Promise.all([page.waitForURL((u) => !/page=2/.test(u.search)), page.click("[data-testid=page-prev]")]);
+    const { slugs, pages } = await allPages(page);
+    everyAgent = slugs;
+    equal(slugs.length, total, "every agent is on one of the pages");
+    equal(new Set(slugs).size, total, "no agent is on two pages");
+    equal(pages, Math.ceil(total / 12), "pages of 12");
+    const last = page.url();
+    await Promise.all([page.waitForURL((u) => u.href !== last), page.click("[data-testid=page-prev]")]);
+    equal((await cardSlugs(page)).length, 12, "the page before the last is full");
+    await page.goto("/store");
     equal((await cardSlugs(page)).join(), first.join(), "back on the first page");
   });
 
-  await step("store: a filter", async () => {
-    await page.fill("#store-category", "security");
-    await Promise.all([page.waitForURL(/category=security/), page.click("#store-filters .actions button")]);
-    const slugs = await cardSlugs(page);
-    check(slugs.length >= 1 && slugs.length < 12, `security agents only: ${slugs}`);
-    for (const by of await page.locator("[data-testid=agent-card] .by").allTextContents()) {
-      check(by.includes("security"), `a card outside the category: ${by}`);
-    }
+  await step("store: the category filter", async () => {
+    await applyFilters(page, () => page.fill("#store-category", "productivity"), async (slugs) => {
+      check(slugs.length >= 1 && slugs.length < total, `productivity agents only: ${slugs}`);
+      for (const badge of await page.locator("[data-testid=card-category]").allTextContents()) {
+        equal(badge.trim(), "productivity", "each card's category badge");
+      }
+    });
     await Promise.all([page.waitForURL((u) => u.search === ""), page.click("[data-testid=clear-filters]")]);
     equal((await cardSlugs(page)).length, 12, "every agent again");
   });
 
-  await step("store: sort by rating", async () => {
-    await page.selectOption("#store-sort", "top_rated");
-    await Promise.all([page.waitForURL(/sort=top_rated/), page.click("#store-filters .actions button")]);
+  await step("store: the platform filter", async () => {
+    const platform = await page.locator("#store-platforms option").first().getAttribute("value");
+    await applyFilters(page, () => page.fill("#store-platform", platform), async (slugs) => {
+      check(slugs.length >= 1 && slugs.length < total, `agents for ${platform}: ${slugs}`);
+    });
+  });
+
+  await step("store: the capability filter", async () => {
+    await applyFilters(page, () => page.fill("#store-capability", "summarization"), async (slugs) => {
+      check(slugs.length >= 1 && slugs.length < total, `summarizing agents: ${slugs}`);
+      check(slugs.includes("summarizer"), `Summarizer summarizes: ${slugs}`);
+    });
+  });
+
+  await step("store: the protocol filter", async () => {
+    const a2a = await applyFilters(page, () => page.selectOption("#store-protocol", "a2a"), async (slugs) => {
+      check(slugs.length >= 1 && slugs.length < total, `A2A agents: ${slugs}`);
+      for (const badge of await page.locator("[data-testid=card-protocol]").allTextContents()) {
+        equal(badge.trim(), "A2A", "each card's protocol");
+      }
+    });
+    const mcp = await applyFilters(page, () => page.selectOption("#store-protocol", "mcp"));
+    equal(a2a.length + mcp.length, total, "every agent is MCP or A2A");
+  });
+
+  await step("store: the minimum trust filter", async () => {
+    await applyFilters(page, () => page.fill("#store-min_trust", "80"), async (slugs) => {
+      check(slugs.length >= 1 && slugs.length < total, `trusted agents: ${slugs}`);
+      for (const badge of await page.locator("[data-testid=card-trust]").allTextContents()) {
+        check(number(badge) >= 80, `a card under the minimum trust: ${badge}`);
+      }
+    });
+    await page.goto("/store?min_trust=101");
+    check((await page.locator("[data-testid=error-min_trust]").count()) === 1, "an out-of-range trust score is explained");
+  });
+
+  await step("store: every sort", async () => {
+    const topRated = await applyFilters(page, () => page.selectOption("#store-sort", "top_rated"));
+    await page.goto("/store?sort=top_rated");
     const ratings = await cardRatings(page);
-    const topRated = await cardSlugs(page);
     check(ratings[0] > 0, `the first card is rated: ${ratings}`);
     for (let i = 1; i < ratings.length; i++) {
       check(ratings[i] <= ratings[i - 1], `top rated first: ${ratings}`);
     }
-    await page.selectOption("#store-sort", "newest");
-    await Promise.all([page.waitForURL(/sort=newest/), page.click("#store-filters .actions button")]);
-    const newest = await cardSlugs(page);
-    equal(newest.length, 12, "cards sorted by newest");
+    const newest = await applyFilters(page, () => page.selectOption("#store-sort", "newest"));
     check(newest.join() !== topRated.join(), `another order than top rated: ${newest}`);
+    const popular = await applyFilters(page, () => page.selectOption("#store-sort", "popular"));
+    equal(popular.length, total, "every agent, most installed first");
+    await page.goto("/store?sort=popular");
+    const installs = (await page.locator("[data-testid=agent-card] .stats > span:nth-child(2)").allTextContents()).map(number);
+    for (let i = 1; i < installs.length; i++) {
+      check(installs[i] <= installs[i - 1], `most installed first: ${installs}`);
+    }
+    equal(new Set(everyAgent).size, new Set([...topRated, ...newest, ...popular]).size, "the sorts list the same agents");
   });
 
   await step("store: search", async () => {
@@ -98,6 +202,57 @@ async function agentTabs(page) {
     check(prices.includes("echo") && prices.includes("0.001"), `Echo's price on the Integration tab: ${prices}`);
     check((await text(page, "[data-testid=snippet-curl]")).includes("/echo/"), "the curl snippet calls Echo");
   });
+
+  await step("agent: tabs with the arrow keys", async () => {
+    await page.focus("[data-testid=tab-integration]");
+    equal(await page.getAttribute("[data-testid=tab-description]", "tabindex"), "-1", "one tab stop: the selected tab");
+    await page.keyboard.press("ArrowRight");
+    equal(await page.evaluate(() => document.activeElement.dataset.tab), "use-cases", "ArrowRight moves to the next tab");
+    check(await page.locator("[data-panel=use-cases]").isVisible(), "and shows its panel");
+    await page.keyboard.press("End");
+    equal(await page.evaluate(() => document.activeElement.dataset.tab), "support", "End: the last tab");
+    await page.keyboard.press("ArrowRight");
+    equal(await page.evaluate(() => document.activeElement.dataset.tab), "description", "wrapping round to the first");
+    await page.keyboard.press("ArrowLeft");
+    await page.keyboard.press("Home");
+    equal(await page.getAttribute("[data-testid=tab-description]", "aria-selected"), "true", "Home: the first tab");
+    equal(await page.locator("[data-panel]:visible").count(), 1, "one panel shows");
+  });
+
+  await step("agent: copy a snippet", async () => {
+    await page.click("[data-testid=tab-integration]");
+    const button = page.locator("[data-copy=snippet-curl]");
+    check(await button.isVisible(), "the copy button shows (script on)");
+    await button.click();
+    await page.waitForSelector("[data-copy=snippet-curl][data-copied]");
+    equal((await button.textContent()).trim(), "Copied", "the button confirms the copy");
+    const copied = await page.evaluate(() => navigator.clipboard.readText().catch(() => null));
+    if (copied !== null) {
+      equal(copied.trim(), (await text(page, "[data-testid=snippet-curl]")).trim(), "the clipboard holds the snippet");
+    }
+    await page.waitForFunction(() => !document.querySelector("[data-copy=snippet-curl][data-copied]"));
+    equal((await button.textContent()).trim(), "Copy", "the label comes back");
+  });
+
+  await step("agent: write, edit and delete a review", async () => {
+    await page.goto("/agents/echo?tab=reviews");
+    const mine = "Answered every call the same moment; reviewed by the browser test.";
+    await page.check("[data-testid=review-rating-4]");
+    await page.fill("[data-testid=review-body]", mine);
+    await Promise.all([page.waitForURL(/notice=review_saved/), page.click("[data-testid=review-submit]")]);
+    const review = page.locator("[data-testid=reviews] li", { hasText: "Ada Browser" });
+    check((await review.textContent()).includes(mine), "the review is listed");
+    check((await review.textContent()).includes("4 out of 5"), "with its stars");
+    equal((await text(page, "[data-testid=review-submit]")), "Save changes", "the form now edits it");
+    await page.check("[data-testid=review-rating-5]");
+    await page.fill("[data-testid=review-body]", `${mine} Edited.`);
+    await Promise.all([page.waitForURL(/notice=review_saved/), page.click("[data-testid=review-submit]")]);
+    const edited = await page.locator("[data-testid=reviews] li", { hasText: "Ada Browser" }).textContent();
+    check(edited.includes("Edited.") && edited.includes("5 out of 5") && edited.includes("edited"), `edited: ${edited}`);
+    await Promise.all([page.waitForURL(/notice=review_deleted/), page.click("[data-testid=review-delete]")]);
+    equal(await page.locator("[data-testid=reviews] li", { hasText: "Ada Browser" }).count(), 0, "the review is gone");
+    equal((await text(page, "[data-testid=review-submit]")), "Post review", "and can be written again");
+  });
 }
 
 /** Installs Echo, makes a key; returns the installation's usage path and the key. */
@@ -109,7 +264,23 @@ async function installAndKey(page) {
     await Promise.all([page.waitForURL(/shown=/), page.click("[data-testid=create-key]")]);
     const key = await text(page, "[data-testid=new-key-value]");
     check(/^tgk_echo_\w+$/.test(key), `a new Echo key is shown: ${key}`);
+    await page.click("[data-testid=copy-new-key]");
+    await page.waitForSelector("[data-testid=copy-new-key][data-copied]");
     return { usage, key };
+  });
+}
+
+async function dailyLimits(page, usage) {
+  await step("set a key's daily limits", async () => {
+    await page.goto(`${usage}?tab=settings`);
+    const row = page.locator("[data-testid=key-row]", { hasText: "browser test" });
+    await row.locator("[data-testid=edit-limits]").click();
+    const form = row.locator("[data-testid=limits-form]");
+    await form.locator("input[name=requests]").fill("500");
+    await form.locator("input[name=output_tokens]").fill("20000");
+    await Promise.all([page.waitForURL(/notice=limits_saved/), form.locator("[data-testid=limits-submit]").click()]);
+    const limits = await page.locator("tr", { hasText: "browser test" }).last().textContent();
+    check(limits.includes("500") && limits.includes("20,000"), `the limits are listed: ${limits}`);
   });
 }
 
@@ -124,7 +295,27 @@ async function seeTheCalls(page, usage, calls) {
       `${made} calls in the last 24 h on the dashboard`,
     );
     check((await page.locator("[data-testid=stat-calls] polyline.spark").count()) === 1, "the sparkline");
-    check((await page.locator("[data-testid=spend-chart] svg").count()) === 1, "the spend chart");
+    check((await page.locator("[data-testid=spend-chart] svg.chart").count()) === 1, "the spend chart");
+  });
+
+  await step("the spend chart from the keyboard", async () => {
+    const stops = await page.evaluate(() => {
+      const box = document.querySelector("[data-testid=spend-chart]");
+      return Array.from(box.querySelectorAll("*")).filter((el) => el.tabIndex >= 0 && el.tagName !== "SUMMARY").length;
+    });
+    equal(stops, 1, "the chart is one tab stop, not one per point");
+    await page.focus("[data-testid=spend-chart] svg.chart");
+    await page.keyboard.press("End");
+    const tip = page.locator("[data-testid=chart-tooltip]");
+    check(await tip.isVisible(), "End shows the last point's value");
+    const last = await tip.textContent();
+    await page.keyboard.press("ArrowLeft");
+    check((await tip.textContent()) !== last, `ArrowLeft shows the point before: ${last}`);
+    await page.keyboard.press("Tab");
+    check(await tip.isHidden(), "leaving the chart hides the value");
+  });
+
+  await step("dashboard: My agents", async () => {
     const row = page.locator("[data-testid=my-agents] tbody tr", { hasText: "Echo" });
     equal(number(await row.locator("td.num").first().textContent()), made, "Echo's calls in My agents");
   });
@@ -175,6 +366,32 @@ async function revoke(page, usage, key) {
   });
 }
 
+async function logOutAndBackIn(page, email, usage) {
+  await step("log out, and log back in to the page asked for", async () => {
+    await Promise.all([page.waitForURL(/\/login\?notice=logged_out/), page.click("[data-testid=logout]")]);
+    check((await text(page, "[data-testid=notice]")).includes("logged out"), "the log-in page says so");
+    equal(await page.locator("[data-testid=signed-in-as]").count(), 0, "signed out");
+    await page.goto(`${usage}?tab=audit`);
+    check(page.url().includes(`/login?next=${encodeURIComponent(`${usage}?tab=audit`)}`), `asked to log in: ${page.url()}`);
+    await page.fill("#login-email", email);
+    await page.fill("#login-password", "correct horse 42");
+    await Promise.all([page.waitForURL(new RegExp(`${usage}\\?tab=audit`)), page.click("#login-submit")]);
+    check((await text(page, "[data-testid=signed-in-as]")).includes("Ada Browser"), "signed in again, on the audit tab");
+  });
+}
+
+async function uninstall(page, usage) {
+  await step("uninstall", async () => {
+    await page.goto(`${usage}?tab=settings`);
+    await page.click("[data-testid=uninstall-open]");
+    await page.check("[data-testid=uninstall-confirm]");
+    await Promise.all([page.waitForURL(/notice=uninstalled/), page.click("[data-testid=uninstall-submit]")]);
+    check((await text(page, "[data-testid=notice]")).includes("Uninstalled"), "the page says so");
+    await page.goto("/agents/echo");
+    check((await page.locator("[data-testid=install]").count()) === 1, "Echo can be installed again");
+  });
+}
+
 async function theme(page) {
   await step("theme toggle", async () => {
     await page.goto("/settings");
@@ -206,6 +423,7 @@ module.exports = async function consumer(browser) {
   await store(page);
   await agentTabs(page);
   const { usage, key } = await installAndKey(page);
+  await dailyLimits(page, usage);
   const calls = await step("call Echo through the gateway", async () => {
     const answer = await ask({ call: { key, agent: "echo", text: "hello from the browser test", expect: 200 } });
     equal(answer.request_ids.length, 2, "initialize and tools/call were answered");
@@ -214,5 +432,7 @@ module.exports = async function consumer(browser) {
   await seeTheCalls(page, usage, calls);
   await revoke(page, usage, key);
   await theme(page);
+  await logOutAndBackIn(page, email, usage);
+  await uninstall(page, usage);
   await ctx.close();
 };

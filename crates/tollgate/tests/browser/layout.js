@@ -1,8 +1,21 @@
 // The main pages at a phone's and a desktop's width: no sideways scrolling, and a
-// screenshot of each; and a form used from the keyboard alone.
+// screenshot of each (an error page, an invitation and the publisher's new-agent form
+// too); a form used from the keyboard alone; the org switcher, which switches only when
+// asked; and the demo's A2A agents, which say they cannot be called here yet.
 "use strict";
 
-const { DEMO_PASSWORD, VIEWPORTS, check, context, equal, noHorizontalOverflow, screenshot, step } = require("./lib");
+const {
+  DEMO_PASSWORD,
+  VIEWPORTS,
+  check,
+  checkSecurityHeaders,
+  context,
+  equal,
+  noHorizontalOverflow,
+  screenshot,
+  step,
+  text,
+} = require("./lib");
 
 const CONSUMER = "demo@demo.tollgate.dev";
 const PUBLISHER = "publisher@demo.tollgate.dev";
@@ -25,13 +38,24 @@ async function keyboardLogIn(page, email) {
 }
 
 /** Visits each of `pages` ([name, path]), checks it and photographs it as `{name}-{size}`. */
-async function visit(page, size, pages) {
+async function visit(page, size, pages, status = 200) {
   for (const [name, path] of pages) {
     const response = await page.goto(path);
-    equal(response.status(), 200, `${name} (${path})`);
+    equal(response.status(), status, `${name} (${path})`);
+    checkSecurityHeaders(response, path);
     await screenshot(page, `${name}-${size}`);
     await noHorizontalOverflow(page, `${name} at ${size} (${path})`);
   }
+}
+
+/** The team's invitation page: the demo consumer invites someone, then opens the link. */
+async function invitation(page, size) {
+  await page.goto("/team");
+  await page.fill("[data-testid=invite-email]", `guest-${size}-${Date.now()}@example.com`);
+  await Promise.all([page.waitForURL(/shown=/), page.click("[data-testid=invite-form] button[type=submit]")]);
+  const link = await text(page, "[data-testid=invite-link-value]");
+  await visit(page, size, [["invitation", new URL(link).pathname]]);
+  check((await page.locator("[data-testid=accept-form]").count()) === 1, "the invitation can be accepted");
 }
 
 module.exports = async function layout(browser) {
@@ -56,15 +80,28 @@ module.exports = async function layout(browser) {
         ["notifications", "/notifications"],
         ["settings", "/settings"],
       ]);
-      // The consumer's team, chosen with the header's organization switcher.
+      // An error page, signed in: the layout stays.
+      await visit(page, size, [["error", "/agents/no-such-agent"]], 404);
+      check((await page.locator("[data-testid=error-page]").count()) === 1, "the error page");
+      check((await page.locator("[data-testid=nav-dashboard]").count()) === 1, "with the navigation");
+      // An A2A agent of the demo: no code that would fail.
+      await visit(page, size, [["agent-a2a", "/agents/research-assistant?tab=integration"]]);
+      check((await page.locator("[data-panel=integration] [data-testid=not-callable]").count()) === 1, "A2A: not callable yet");
+      equal(await page.locator("[data-testid=snippet-curl]").count(), 0, "A2A: no snippet");
+      // The consumer's team, chosen with the header's organization switcher: choosing an
+      // option does nothing until Switch is pressed.
       await page.goto("/team");
       const team = await page.locator("#org-switch option", { hasText: "Acme Robotics" }).getAttribute("value");
-      await Promise.all([page.waitForNavigation(), page.selectOption("#org-switch", team)]);
+      await page.selectOption("#org-switch", team);
+      await page.waitForTimeout(300);
+      check(new URL(page.url()).pathname === "/team" && !page.url().includes("notice="), "selecting does not switch");
+      await Promise.all([page.waitForURL(/notice=switched/), page.click("[data-testid=org-submit]")]);
       check((await page.locator("[data-testid=signed-in-as]").count()) === 1, "still signed in");
       await visit(page, size, [
         ["team-members", "/team"],
         ["team-billing", "/billing"],
       ]);
+      await invitation(page, size);
       await consumer.close();
 
       const publisher = await context(browser, viewport);
@@ -74,6 +111,7 @@ module.exports = async function layout(browser) {
         ["publisher", "/publisher"],
         ["publisher-agent", "/publisher/agents/summarizer"],
         ["publisher-version", "/publisher/agents/summarizer/versions/new"],
+        ["publisher-new-agent", "/publisher/new"],
       ]);
       await publisher.close();
 
@@ -83,6 +121,7 @@ module.exports = async function layout(browser) {
         ["signup", "/signup"],
         ["store-visitor", "/store?page=2"],
       ]);
+      await visit(await visitor.newPage(), size, [["error-visitor", "/no/such/page"]], 404);
       await visitor.close();
     });
   }

@@ -9,7 +9,7 @@ const { chromium } = require("playwright-core");
 
 /** The instance under test, e.g. `http://127.0.0.1:41234`. */
 const BASE = process.env.TOLLGATE_URL;
-/** Where screenshots go (`target/screenshots`). */
+/** Where screenshots go (`target/screenshots/<database>`). */
 const SHOTS = process.env.TOLLGATE_SCREENSHOTS;
 /** The demo accounts' password. */
 const DEMO_PASSWORD = process.env.TOLLGATE_DEMO_PASSWORD;
@@ -38,6 +38,8 @@ async function launch() {
 async function context(browser, viewport = VIEWPORTS.desktop) {
   const ctx = await browser.newContext({ viewport, baseURL: BASE, acceptDownloads: true });
   ctx.setDefaultTimeout(15000);
+  // Copy buttons write to the clipboard; the journeys read it back.
+  await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
   ctx.on("page", (page) => page.on("dialog", (dialog) => dialog.accept()));
   return ctx;
 }
@@ -99,6 +101,16 @@ async function eventually(page, fn, what, ms = 10000) {
 /** The trimmed text of the first element matching `selector`. */
 async function text(page, selector) {
   return ((await page.locator(selector).first().textContent()) || "").trim();
+}
+
+/** Checks that a response carries the headers every page and API answer must have. */
+function checkSecurityHeaders(response, what) {
+  const h = response.headers();
+  equal(h["x-frame-options"], "DENY", `${what}: X-Frame-Options`);
+  equal(h["x-content-type-options"], "nosniff", `${what}: X-Content-Type-Options`);
+  check(Boolean(h["referrer-policy"]), `${what}: a Referrer-Policy`);
+  const csp = h["content-security-policy"] || "";
+  check(csp.includes("frame-ancestors 'none'") && csp.includes("script-src 'self'"), `${what}: the CSP: ${csp}`);
 }
 
 /** A number shown as text ("1,234", "12 ms", "$0.0042"). */
@@ -176,6 +188,7 @@ module.exports = {
   timings,
   step,
   check,
+  checkSecurityHeaders,
   equal,
   eventually,
   text,

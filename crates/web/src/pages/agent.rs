@@ -109,6 +109,14 @@ struct AgentTemplate {
     /// The viewer is in the agent's publisher org (no review form, a console link).
     publishes: bool,
     review_form: FormState,
+    /// The viewer may install in the org the UI acts in (not a viewer there).
+    can_install: bool,
+    /// The viewer may uninstall there (owner or admin).
+    can_uninstall: bool,
+    /// The org the UI acts in.
+    org_name: String,
+    /// Whether this instance's gateway can call the agent (A2A agents: not yet).
+    callable: bool,
 }
 
 /// How `v`'s functions read.
@@ -367,6 +375,10 @@ async fn page(
         mine: mine.is_some(),
         publishes,
         review_form,
+        can_install: viewer.is_some_and(Viewer::can_write),
+        can_uninstall: viewer.is_some_and(Viewer::can_admin),
+        org_name: viewer.map(|v| v.org.name.clone()).unwrap_or_default(),
+        callable: a.protocol != "a2a" || web.config.a2a_calls,
         a,
     };
     Ok(render_status(shown.status, &template))
@@ -404,7 +416,7 @@ pub async fn install(State(web): State<Web>, browser: Browser, Path(slug): Path<
         return Ok(see_other(&format!("/usage/{}?tab=settings&notice=installed", segment(&inst.id))));
     }
     let f = reply.failure();
-    if f.status == StatusCode::FORBIDDEN && f.message.contains("CSRF") {
+    if crate::page::is_csrf(&f) {
         return Err(PageError::Failure(f));
     }
     let shown = Shown {
@@ -450,7 +462,7 @@ pub async fn review(State(web): State<Web>, browser: Browser, Path(slug): Path<S
         }
     };
     let f = reply.failure();
-    if f.status == StatusCode::FORBIDDEN && f.message.contains("CSRF") {
+    if crate::page::is_csrf(&f) {
         return Err(PageError::Failure(f));
     }
     let form = form.fail(&f, &[], &["rating", "body"]);

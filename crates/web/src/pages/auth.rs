@@ -1,15 +1,18 @@
 //! Sign-up, log-in and log-out: forms over `/api/v1/auth/*`, passing the API's session
-//! cookie through to the browser.
+//! cookie through to the browser. The log-in and sign-up forms carry a pre-session CSRF
+//! token ([`FormToken`]) besides the [`SameOrigin`] check; a post without it is refused
+//! before the API is asked anything.
 
 use crate::Web;
 use crate::client::{Failure, Reply};
+use crate::guard::FormToken;
 use crate::page::{
     Browser, Chrome, FormData, FormState, PageError, PageResult, SameOrigin, local_path, param, render_status,
     see_other, viewer, with_org_cookie,
 };
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
@@ -20,6 +23,7 @@ struct LoginPage {
     chrome: Chrome,
     form: FormState,
     next: String,
+    token: String,
 }
 
 #[derive(Template)]
@@ -28,6 +32,7 @@ struct SignupPage {
     chrome: Chrome,
     form: FormState,
     next: String,
+    token: String,
 }
 
 /// Where to go once signed in.
@@ -39,6 +44,7 @@ fn next_of(q: &str) -> String {
 pub async fn login_page(
     State(web): State<Web>,
     browser: Browser,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let next = next_of(param(&q, "next"));
@@ -46,23 +52,43 @@ pub async fn login_page(
         return Ok(see_other(local_path(&next, "/dashboard")));
     }
     let chrome = Chrome::new("Log in", "", None).with_notice(q.get("notice").map(String::as_str));
-    Ok(render_status(StatusCode::OK, &LoginPage { chrome, form: FormState::default(), next }))
+    let token = FormToken::of(&headers);
+    let page = LoginPage { chrome, form: FormState::default(), next, token: token.value.clone() };
+    Ok(token.set(&web, render_status(StatusCode::OK, &page)))
 }
 
 /// `GET /signup`.
 pub async fn signup_page(
     State(web): State<Web>,
     browser: Browser,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let next = next_of(param(&q, "next"));
     if viewer(&web, &browser).await?.is_some() {
         return Ok(see_other(local_path(&next, "/dashboard")));
     }
-    Ok(render_status(
-        StatusCode::OK,
-        &SignupPage { chrome: Chrome::new("Sign up", "", None), form: FormState::default(), next },
-    ))
+    let token = FormToken::of(&headers);
+    let page = SignupPage {
+        chrome: Chrome::new("Sign up", "", None),
+        form: FormState::default(),
+        next,
+        token: token.value.clone(),
+    };
+    Ok(token.set(&web, render_status(StatusCode::OK, &page)))
+}
+
+/// The message of a log-in or sign-up form posted without its token.
+const FORM_EXPIRED: &str = "This form expired or did not come from this site, so nothing was done. \
+     Check the fields and send it again.";
+
+/// A log-in or sign-up form refused for its token, shown again (as typed, less the
+/// password) with a new token.
+fn refused(form: &FormData) -> (FormState, FormToken) {
+    let mut form = FormState::from_data(form);
+    form.values.remove("password");
+    form.general = Some(FORM_EXPIRED.into());
+    (form, FormToken::new())
 }
 
 /// A 303 to `location` carrying the API's `Set-Cookie` headers.
@@ -82,8 +108,20 @@ fn wait_message(f: &Failure) -> String {
 }
 
 /// `POST /login`.
-pub async fn login(State(web): State<Web>, _: SameOrigin, browser: Browser, data: FormData) -> PageResult {
+pub async fn login(
+    State(web): State<Web>,
+    _: SameOrigin,
+    browser: Browser,
+    headers: HeaderMap,
+    data: FormData,
+) -> PageResult {
     let next = next_of(data.get("next"));
+    if !FormToken::matches(&headers, data.csrf()) {
+        let (form, token) = refused(&data);
+        let page = LoginPage { chrome: Chrome::new("Log in", "", None), form, next, token: token.value.clone() };
+        return Ok(token.set(&web, render_status(StatusCode::FORBIDDEN, &page)));
+    }
+    let token = FormToken::of(&headers);
     let body = json!({"email": data.get("email"), "password": data.get("password")});
     let reply = web.api.post(&browser.caller, "/api/v1/auth/login", &body).await?;
     if reply.ok() {
@@ -100,13 +138,25 @@ pub async fn login(State(web): State<Web>, _: SameOrigin, browser: Browser, data
         StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => form.fail(&f, &[], &["email", "password"]),
         _ => return Err(PageError::Failure(f)),
     };
-    let page = LoginPage { chrome: Chrome::new("Log in", "", None), form, next };
+    let page = LoginPage { chrome: Chrome::new("Log in", "", None), form, next, token: token.value.clone() };
     Ok(render_status(f.status, &page))
 }
 
 /// `POST /signup`.
-pub async fn signup(State(web): State<Web>, _: SameOrigin, browser: Browser, data: FormData) -> PageResult {
+pub async fn signup(
+    State(web): State<Web>,
+    _: SameOrigin,
+    browser: Browser,
+    headers: HeaderMap,
+    data: FormData,
+) -> PageResult {
     let next = next_of(data.get("next"));
+    if !FormToken::matches(&headers, data.csrf()) {
+        let (form, token) = refused(&data);
+        let page = SignupPage { chrome: Chrome::new("Sign up", "", None), form, next, token: token.value.clone() };
+        return Ok(token.set(&web, render_status(StatusCode::FORBIDDEN, &page)));
+    }
+    let token = FormToken::of(&headers);
     let body = json!({"email": data.get("email"), "password": data.get("password"), "name": data.get("name")});
     let reply = web.api.post(&browser.caller, "/api/v1/auth/signup", &body).await?;
     if reply.ok() {
@@ -127,7 +177,7 @@ pub async fn signup(State(web): State<Web>, _: SameOrigin, browser: Browser, dat
         }
         _ => return Err(PageError::Failure(f)),
     };
-    let page = SignupPage { chrome: Chrome::new("Sign up", "", None), form, next };
+    let page = SignupPage { chrome: Chrome::new("Sign up", "", None), form, next, token: token.value.clone() };
     Ok(render_status(f.status, &page))
 }
 

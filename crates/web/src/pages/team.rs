@@ -222,12 +222,12 @@ pub async fn switch(State(web): State<Web>, browser: Browser, data: FormData) ->
     Ok(with_org_cookie(&web, response, (!org.personal).then_some(org.id.as_str())))
 }
 
-/// The refusal of a form without this session's CSRF token, as the API words it.
+/// The refusal of a form without this session's CSRF token, as the API answers it.
 fn csrf_refused() -> PageError {
     PageError::Failure(crate::client::Failure {
         status: StatusCode::FORBIDDEN,
-        code: "forbidden".into(),
-        message: "missing or wrong CSRF token".into(),
+        code: "csrf_token".into(),
+        message: "missing or wrong X-CSRF-Token header".into(),
         field: None,
         retry_after: None,
     })

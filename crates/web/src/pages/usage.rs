@@ -100,7 +100,13 @@ pub struct Settings {
     pub timeout: FormState,
     pub timeout_default: String,
     pub timeout_current: String,
+    /// Owner or admin of the installation's org: may change the task timeout and uninstall.
     pub admin: bool,
+    /// Not a viewer there: may create keys and change or revoke the keys listed (the API
+    /// lists a member only their own keys, an admin everyone's).
+    pub write: bool,
+    /// Whether this instance's gateway can call the agent (A2A agents: not yet).
+    pub callable: bool,
     pub uninstall_error: Option<String>,
 }
 
@@ -166,13 +172,19 @@ impl Ctx {
         self.agent.as_ref().is_some_and(|a| a.protocol == "a2a")
     }
 
+    /// The viewer's role in the installation's org.
+    fn role(&self) -> Option<&str> {
+        self.viewer.me.orgs.iter().find(|o| o.id == self.inst.org_id).and_then(|o| o.role.as_deref())
+    }
+
     /// Whether the viewer may manage the installation (owner or admin of its org).
     fn admin(&self) -> bool {
-        self.viewer
-            .me
-            .orgs
-            .iter()
-            .any(|o| o.id == self.inst.org_id && matches!(o.role.as_deref(), Some("owner") | Some("admin")))
+        matches!(self.role(), Some("owner") | Some("admin"))
+    }
+
+    /// Whether the viewer may create and change keys there (anyone but a viewer).
+    fn write(&self) -> bool {
+        matches!(self.role(), Some("owner") | Some("admin") | Some("member"))
     }
 }
 
@@ -414,7 +426,7 @@ async fn settings(web: &Web, caller: &Caller, ctx: &Ctx, state: SettingsState) -
     });
     let new_key = shown.map(|k| {
         let curl = match version {
-            Some(v) => {
+            Some(v) if !ctx.is_a2a() || web.config.a2a_calls => {
                 let target = Target {
                     endpoint: &v.endpoint,
                     protocol: &v.protocol,
@@ -424,7 +436,7 @@ async fn settings(web: &Web, caller: &Caller, ctx: &Ctx, state: SettingsState) -
                 };
                 snippets(&target).curl
             }
-            None => String::new(),
+            _ => String::new(),
         };
         NewKeyShown { name: k.name, key: k.key, prefix: k.prefix, curl }
     });
@@ -449,6 +461,8 @@ async fn settings(web: &Web, caller: &Caller, ctx: &Ctx, state: SettingsState) -
             None => "the publisher's default".into(),
         },
         admin: ctx.admin(),
+        write: ctx.write(),
+        callable: !ctx.is_a2a() || web.config.a2a_calls,
         uninstall_error: state.uninstall_error,
     })
 }
@@ -805,7 +819,7 @@ pub async fn uninstall(State(web): State<Web>, browser: Browser, Path(id): Path<
         return Ok(see_other("/dashboard?notice=uninstalled"));
     }
     let f = reply.failure();
-    if f.status == StatusCode::FORBIDDEN && !f.message.contains("CSRF") {
+    if f.status == StatusCode::FORBIDDEN && !crate::page::is_csrf(&f) {
         let state = SettingsState { uninstall_error: Some(sentence(&f.message)), ..SettingsState::default() };
         return render_tab(&web, ctx, "settings", &HashMap::new(), state, f.status).await;
     }

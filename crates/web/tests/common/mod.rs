@@ -134,8 +134,7 @@ impl World {
         let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
         let config = ApiConfig { public_url: public_url.to_string(), ..ApiConfig::default() };
         let state = AppState::new(store.store.clone(), config, sealer.clone());
-        let app = tollgate_api::router(state.clone())
-            .merge(tollgate_web::router(state.clone(), tollgate_web::WebConfig::default()));
+        let app = tollgate_web::site(state.clone(), tollgate_web::WebConfig::default());
         World { store, state, app, sealer }
     }
 
@@ -199,6 +198,45 @@ impl World {
         Page { status, headers, html: String::from_utf8_lossy(&bytes).into() }
     }
 
+    /// Posts the log-in or sign-up form at `path` as a browser with no session would: it
+    /// opens the form first (which sets the form-token cookie), then posts with the token.
+    pub async fn auth_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let (cookie, token) = self.form_token(path).await;
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.form_with_cookie(path, &all, &cookie).await
+    }
+
+    /// The form-token cookie (`tollgate_form=…`) and the hidden field's token of the form
+    /// at `path`.
+    pub async fn form_token(&self, path: &str) -> (String, String) {
+        let page = self.get(path, None).await;
+        let cookie = page
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("tollgate_form="))
+            .map(|v| v.split(';').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{path} sets no form token cookie: {:?}", page.headers));
+        let marker = "name=\"csrf\" value=\"";
+        let at = page.html.find(marker).unwrap_or_else(|| panic!("no token field in {path}")) + marker.len();
+        let token = page.html[at..at + page.html[at..].find('"').unwrap()].to_string();
+        (cookie, token)
+    }
+
+    /// Posts a form with the `Cookie` header `cookie`.
+    pub async fn form_with_cookie(&self, path: &str, fields: &[(&str, &str)], cookie: &str) -> Page {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookie);
+        let (status, headers, bytes) = self.send(req.body(Body::from(body)).unwrap()).await;
+        Page { status, headers, html: String::from_utf8_lossy(&bytes).into() }
+    }
+
     /// Posts a form as `who` with the session's CSRF token added.
     pub async fn submit(&self, path: &str, fields: &[(&str, &str)], who: &Person) -> Page {
         let mut all = vec![("csrf", who.csrf.as_str())];
@@ -224,7 +262,7 @@ impl World {
     /// Signs up through the sign-up form and makes an account token for set-up calls.
     pub async fn person(&self, email: &str) -> Person {
         let name = email.split('@').next().unwrap();
-        let page = self.form("/signup", &[("name", name), ("email", email), ("password", PASSWORD)], None).await;
+        let page = self.auth_form("/signup", &[("name", name), ("email", email), ("password", PASSWORD)]).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
         let cookie = page.session_cookie().expect("the sign-up sets the session cookie");
         let req = Request::builder().uri("/api/v1/me").header(header::COOKIE, &cookie);
