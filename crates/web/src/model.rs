@@ -241,6 +241,8 @@ pub struct StorePage {
 pub struct Governance {
     #[serde(default)]
     pub data_collected: Vec<String>,
+    #[serde(default)]
+    pub collects_no_data: bool,
     pub storage_region: Option<String>,
     pub storage_provider: Option<String>,
     pub retention_days: Option<i64>,

@@ -148,6 +148,8 @@ async fn errors_sit_next_to_their_fields_and_headers_are_never_shown_again() {
         (vec![("category", "x")], "error-category"),
         (vec![("retention_days", "forever")], "error-retention_days"),
         (vec![("support_email", "not-an-email")], "error-support_email"),
+        (vec![("collects_no_data", "on")], "error-collects_no_data"),
+        (vec![("storage_region", "eu\u{7}west")], "error-storage_region"),
     ] {
         let page = w.submit("/publisher/new", &with(&changes), &pat).await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{changes:?}: {}", page.html);
@@ -164,6 +166,14 @@ async fn errors_sit_next_to_their_fields_and_headers_are_never_shown_again() {
     assert!(taken.testid_text("error-slug").contains("taken"));
     let forged = w.form("/publisher/new", &[("csrf", "x"), ("slug", "forged")], Some(&pat)).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // An agent that collects nothing says so, and earns the points of a declaration.
+    let nothing = with(&[("slug", "no-data"), ("data_collected", ""), ("collects_no_data", "on")]);
+    assert_eq!(w.submit("/publisher/new", &nothing, &pat).await.status, StatusCode::SEE_OTHER);
+    let (_, listed) = w.api(Method::GET, "/api/v1/agents/no-data", None, &pat).await;
+    assert_eq!(listed["governance"]["collects_no_data"], true, "{listed}");
+    let (_, declared) = w.api(Method::GET, "/api/v1/agents/web-search", None, &pat).await;
+    assert_eq!(listed["trust_score"], declared["trust_score"], "the same points as a list of kinds");
 
     let path = "/publisher/agents/web-search/versions/new";
     let with_version = |changes: &[(&'static str, &'static str)]| {

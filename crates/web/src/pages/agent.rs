@@ -153,7 +153,10 @@ fn governance_rows(g: &Governance) -> Vec<(&'static str, String)> {
     let or_none = |list: &[String]| if list.is_empty() { "Not declared".to_string() } else { list.join(", ") };
     let text = |o: &Option<String>| o.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "Not declared".into());
     vec![
-        ("Data collected", or_none(&g.data_collected)),
+        (
+            "Data collected",
+            if g.collects_no_data { "None: the agent collects no data".into() } else { or_none(&g.data_collected) },
+        ),
         ("Storage region", text(&g.storage_region)),
         ("Storage provider", text(&g.storage_provider)),
         (
@@ -187,7 +190,11 @@ pub fn trust_rows(g: &Governance, total: i64) -> Vec<TrustRow> {
     let parts: Vec<(&'static str, i64, i64)> = vec![
         (
             "Data collected declared",
-            score(Declared { data_collected: list(&g.data_collected), ..Declared::default() }),
+            score(Declared {
+                data_collected: list(&g.data_collected),
+                collects_no_data: g.collects_no_data,
+                ..Declared::default()
+            }),
             score(Declared { data_collected: vec!["x".into()], ..Declared::default() }),
         ),
         (
@@ -490,6 +497,7 @@ mod tests {
     fn the_trust_breakdown_adds_up_to_the_score() {
         let g = Governance {
             data_collected: vec!["prompts".into()],
+            collects_no_data: false,
             storage_region: Some("eu-west-1".into()),
             storage_provider: None,
             retention_days: Some(30),
@@ -512,5 +520,14 @@ mod tests {
         let points = |what: &str| rows.iter().find(|r| r.what.starts_with(what)).unwrap().points;
         assert_eq!((points("Training"), points("Storage provider"), points("SOC 2")), (5, 0, 15));
         assert_eq!(points("Measured"), 13);
+
+        // Declaring that nothing is collected counts as a declaration, in the score and
+        // in its breakdown alike.
+        let nothing = Governance { data_collected: vec![], collects_no_data: true, ..g.clone() };
+        let declared = Declared { data_collected: vec![], collects_no_data: true, ..declared };
+        let rows = trust_rows(&nothing, declared.trust_score(None));
+        assert_eq!(rows.iter().map(|r| r.points).sum::<i64>(), declared.trust_score(None));
+        assert_eq!(rows.iter().find(|r| r.what.starts_with("Data collected")).unwrap().points, 10);
+        assert_eq!(governance_rows(&nothing)[0].1, "None: the agent collects no data");
     }
 }

@@ -31,7 +31,7 @@ const MAX_ROWS: usize = 200;
 const COMPLIANCE: [(&str, &str); 3] = [("gdpr", "GDPR"), ("soc2", "SOC 2"), ("hipaa", "HIPAA")];
 
 /// Fields of the agent form the API's errors may land on.
-const AGENT_FIELDS: [&str; 19] = [
+const AGENT_FIELDS: [&str; 20] = [
     "slug",
     "name",
     "description",
@@ -42,6 +42,7 @@ const AGENT_FIELDS: [&str; 19] = [
     "tags",
     "use_cases",
     "data_collected",
+    "collects_no_data",
     "storage_region",
     "storage_provider",
     "retention_days",
@@ -181,6 +182,7 @@ fn listing_of(data: &FormData) -> Result<Value, FormState> {
         "use_cases": line_list(data.get("use_cases")),
         "governance": {
             "data_collected": comma_list(data.get("data_collected")),
+            "collects_no_data": data.get("collects_no_data") == "on",
             "storage_region": optional(data.get("storage_region")),
             "storage_provider": optional(data.get("storage_provider")),
             "retention_days": retention,
