@@ -307,13 +307,14 @@ impl Body for MeteredBody {
                         continue;
                     };
                     let mut cut = false;
-                    if let Some(end) = this.sse.then(|| this.scan_events(&data)).flatten() {
-                        data.truncate(end);
-                        cut = true;
-                    }
                     let room = this.max_bytes.saturating_sub(this.observed.bytes);
                     if (data.len() as u64) > room {
                         data.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+                        cut = true;
+                    }
+                    // Events are counted (and the event cap applied) on what is delivered.
+                    if let Some(end) = this.sse.then(|| this.scan_events(&data)).flatten() {
+                        data.truncate(end);
                         cut = true;
                     }
                     this.deliver(&data);
@@ -324,7 +325,7 @@ impl Body for MeteredBody {
                             "response stream cut at a safety cap"
                         );
                         this.observed.truncated = true;
-                        this.fail_stream("the response stream reached the gateway's size limit and was cut");
+                        this.fail_stream("the response stream reached the gateway's limit (events or bytes) and was cut");
                         true
                     } else {
                         // The last frame of a body of known length: the server may not poll

@@ -18,7 +18,8 @@ pub struct Config {
     /// `sqlite://…` or `postgres://…`. Default: `tollgate.db` inside `data_dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
-    /// Redis for shared rate-limit counters and key revocation across replicas (optional).
+    /// Redis for rate-limit counters, per-key daily usage and free-tier counts shared by
+    /// replicas (optional; revocation travels by PostgreSQL `NOTIFY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
     /// The URL people reach this instance at (links, code snippets). Default `http://<listen>`.

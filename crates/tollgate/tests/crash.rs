@@ -86,9 +86,22 @@ fn crash_and_recover(durability: &str) {
                 assert!(record.cost.0 == 100_000 && transfer.is_some(), "call {id} was answered but not charged");
             }
         } else {
-            // Async: at most the calls of the last batch window are uncharged.
+            // Async: at most the calls of the last batch window are uncharged — bounded here
+            // by what the load answered in 100 ms (the window is 5–10 ms plus one commit).
             let recorded = audit.records as usize;
             assert!(recorded <= answered.len() + 8, "recorded {recorded} of {} answered", answered.len());
+            let mut uncharged = 0;
+            for id in &answered {
+                match store.usage_record(id).await.unwrap() {
+                    Some((record, transfer)) => {
+                        assert!(record.cost.0 == 100_000 && transfer.is_some(), "call {id} recorded but not charged")
+                    }
+                    None => uncharged += 1,
+                }
+            }
+            let bound = (answered.len() / 15).max(32);
+            println!("{uncharged} of {} answered calls were uncharged after the crash (bound {bound})", answered.len());
+            assert!(uncharged <= bound, "{uncharged} answered calls went uncharged (more than {bound})");
         }
         // The dead replica's credit lease is released by the sweeper once it expires.
         let expired = store.expire_holds(tollgate_domain::time::now_ms() + 3_600_000).await.unwrap();
