@@ -325,7 +325,9 @@ impl Body for MeteredBody {
                             "response stream cut at a safety cap"
                         );
                         this.observed.truncated = true;
-                        this.fail_stream("the response stream reached the gateway's limit (events or bytes) and was cut");
+                        this.fail_stream(
+                            "the response stream reached the gateway's limit (events or bytes) and was cut",
+                        );
                         true
                     } else {
                         // The last frame of a body of known length: the server may not poll
@@ -335,7 +337,9 @@ impl Body for MeteredBody {
                     if last {
                         this.finish();
                     }
-                    if !this.hold_back {
+                    // A last frame whose commit is awaited (sync durability, or a database
+                    // that fell behind) goes out after the commit.
+                    if !this.hold_back && !(last && this.committed.is_some()) {
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     // Hold this frame back; let the one held before it go.

@@ -84,6 +84,10 @@ pub struct GatewayConfig {
     pub write_window: Duration,
     /// Threads that count tokens and settle calls (0: one per core, at most 4).
     pub meter_threads: usize,
+    /// With async durability, how many finished calls may wait for their commit before a
+    /// finishing call's last bytes wait for it too: about the most answered calls a hard
+    /// crash can leave uncharged when the database falls behind.
+    pub max_uncommitted: usize,
     /// Which upstream addresses the gateway may connect to.
     pub upstream_addresses: AddressPolicy,
     /// Extra root certificates (PEM; each may hold several) trusted for HTTPS upstreams,
@@ -110,6 +114,7 @@ impl Default for GatewayConfig {
             durability: Durability::Async,
             write_window: Duration::from_millis(5),
             meter_threads: 1,
+            max_uncommitted: 128,
             upstream_addresses: AddressPolicy::default(),
             upstream_ca_pem: Vec::new(),
             max_in_flight_per_version: 0,
@@ -166,6 +171,7 @@ impl Gateway {
             to_writer.clone(),
             config.platform_fee_bps,
             config.durability == Durability::Sync,
+            config.max_uncommitted,
         )?;
         let changes = store.clone();
         let inner = Arc::new(Inner {

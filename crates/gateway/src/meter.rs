@@ -11,7 +11,7 @@ use crate::directory::{Caller, Target};
 use crate::writer::Writer;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -144,6 +144,11 @@ pub(crate) struct Meter {
     threads: Arc<Vec<Arc<Mailbox>>>,
     streams: Arc<AtomicU64>,
     sync: bool,
+    /// Calls finished and not yet committed (the writer gives them back).
+    uncommitted: Arc<AtomicUsize>,
+    /// Past this many, a finishing call waits for its commit even with async durability,
+    /// so a crash can lose no more than about this many answered calls.
+    max_uncommitted: usize,
 }
 
 /// The longest function name or method stored on a usage record.
@@ -172,7 +177,9 @@ impl Meter {
         writer: Writer,
         platform_fee_bps: i64,
         sync: bool,
+        max_uncommitted: usize,
     ) -> std::io::Result<Meter> {
+        let uncommitted = writer.uncommitted();
         let settler = Arc::new(Settler { credit, counters, writer, platform_fee_bps });
         let nap = if sync { Duration::ZERO } else { Duration::from_millis(1) };
         let mut mailboxes = Vec::new();
@@ -182,7 +189,13 @@ impl Meter {
             std::thread::Builder::new().name(format!("tollgate-meter-{i}")).spawn(move || settler.run(&inbox))?;
             mailboxes.push(mailbox);
         }
-        Ok(Meter { threads: Arc::new(mailboxes), streams: Arc::new(AtomicU64::new(0)), sync })
+        Ok(Meter {
+            threads: Arc::new(mailboxes),
+            streams: Arc::new(AtomicU64::new(0)),
+            sync,
+            uncommitted,
+            max_uncommitted,
+        })
     }
 
     /// Whether each call's end waits for its charge to be committed.
@@ -205,10 +218,12 @@ impl Meter {
         self.send(metering.stream, Job::Frames { stream: metering.stream, frames, batch });
     }
 
-    /// A call is over: settle it. With sync durability, the returned receiver answers once
-    /// its charge is committed.
+    /// A call is over: settle it. With sync durability — or when more calls than allowed
+    /// are finished and not yet committed — the returned receiver answers once its charge is
+    /// committed (and the response's end waits for it).
     pub fn finish(&self, metering: Metering, observed: Observed) -> Option<oneshot::Receiver<()>> {
-        let (committed, wait) = if self.sync {
+        let behind = self.uncommitted.fetch_add(1, Ordering::AcqRel) >= self.max_uncommitted;
+        let (committed, wait) = if self.sync || behind {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -265,7 +280,8 @@ impl Settler {
                 let count = settled.len();
                 // The writer commits in order: the last call's commit covers the others.
                 for (i, call) in settled.into_iter().enumerate() {
-                    self.writer.submit(call, if i + 1 == count { committed.take() } else { None });
+                    let last = i + 1 == count;
+                    self.writer.send_call(call, if last { committed.take() } else { None }, last);
                 }
             }
             Job::Flush(done) => self.writer.flush_then(done),

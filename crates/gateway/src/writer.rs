@@ -6,6 +6,8 @@
 //! durability, where a response waits for its commit) nothing is delayed on purpose. The
 //! usage records of calls refused once their key was known go the same way.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_store::calls::{SettledCall, UsageRecord};
@@ -18,6 +20,9 @@ pub(crate) const MAX_BATCH: usize = 2048;
 #[derive(Clone)]
 pub struct Writer {
     inbox: mpsc::UnboundedSender<Write>,
+    /// Calls the gateway finished and the writer has not committed yet (counted by the
+    /// meter, given back here once committed).
+    uncommitted: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -25,15 +30,27 @@ impl Writer {
     /// within a Tokio runtime).
     pub fn start(store: Store, window: Duration) -> Writer {
         let (inbox, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx, window));
-        Writer { inbox }
+        let uncommitted = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(store, rx, window, uncommitted.clone()));
+        Writer { inbox, uncommitted }
     }
 
     /// Queues a settled call; `committed` is answered once its batch is committed.
     pub fn submit(&self, call: SettledCall, committed: Option<oneshot::Sender<()>>) {
-        if self.inbox.send(Write::Call(Box::new(call), committed)).is_err() {
+        self.send_call(call, committed, false);
+    }
+
+    /// Queues a settled call; `ends` when it is the last (or only) settled call of a call
+    /// the meter counted in [`Writer::uncommitted`].
+    pub(crate) fn send_call(&self, call: SettledCall, committed: Option<oneshot::Sender<()>>, ends: bool) {
+        if self.inbox.send(Write::Call(Box::new(call), committed, ends)).is_err() {
             tracing::error!("the writer has stopped; a settled call was not written");
         }
+    }
+
+    /// The count of calls finished and not yet committed.
+    pub(crate) fn uncommitted(&self) -> Arc<AtomicUsize> {
+        self.uncommitted.clone()
     }
 
     /// Queues the usage record of a call refused once its key was known (free; written in
@@ -60,8 +77,9 @@ impl Writer {
 
 /// What the writer is sent.
 enum Write {
-    /// A settled call, and who to tell once it is committed (`sync` durability).
-    Call(Box<SettledCall>, Option<oneshot::Sender<()>>),
+    /// A settled call, who to tell once it is committed (`sync` durability), and whether it
+    /// ends a call counted as uncommitted.
+    Call(Box<SettledCall>, Option<oneshot::Sender<()>>, bool),
     /// A refused call's usage record.
     Refused(Box<UsageRecord>),
     /// Answer once everything sent before is committed.
@@ -69,9 +87,10 @@ enum Write {
 }
 
 /// Runs the writer until every sender is gone.
-async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration) {
+async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration, uncommitted: Arc<AtomicUsize>) {
     let mut batch = Batch::default();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut ending = 0;
     while let Some(first) = inbox.recv().await {
         if !window.is_zero() && matches!(first, Write::Call(..) | Write::Refused(_)) {
             // Sleeping (rather than waiting on the inbox) also spares every call's sender
@@ -81,9 +100,10 @@ async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Du
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
-                Write::Call(call, done) => {
+                Write::Call(call, done, ends) => {
                     batch.calls.push(*call);
                     waiting.extend(done);
+                    ending += usize::from(ends);
                 }
                 Write::Refused(record) => batch.refused.push(*record),
                 Write::Flush(done) => waiting.push(done),
@@ -93,6 +113,7 @@ async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Du
             }
         }
         commit(&store, &mut batch).await;
+        uncommitted.fetch_sub(std::mem::take(&mut ending), Ordering::AcqRel);
         for done in waiting.drain(..) {
             let _ = done.send(());
         }

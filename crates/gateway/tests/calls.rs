@@ -226,7 +226,12 @@ async fn every_refusal_has_its_status_and_message() {
     assert!(revoked.text.contains("revoked"), "{}", revoked.text);
     let (_, _, second_key) = {
         let (status, key) = world
-            .api(Method::POST, &format!("/api/v1/installations/{inst}/keys"), Some(json!({"name": "k2"})), &consumer.token)
+            .api(
+                Method::POST,
+                &format!("/api/v1/installations/{inst}/keys"),
+                Some(json!({"name": "k2"})),
+                &consumer.token,
+            )
             .await;
         assert_eq!(status, 201, "{key}");
         ((), (), key["key"].as_str().unwrap().to_string())

@@ -34,7 +34,8 @@ async fn upstream() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
                 return StatusCode::ACCEPTED.into_response();
             }
             if method != "tools/call" && method != "initialize" {
-                let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}});
+                let error =
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}});
                 return ([("content-type", "application/json")], error.to_string()).into_response();
             }
             match tool {
@@ -51,7 +52,8 @@ async fn upstream() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
                 )
                     .into_response(),
                 _ => {
-                    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "ok"}]}});
+                    let answer =
+                        json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "ok"}]}});
                     (
                         [
                             ("content-type", "application/json"),

@@ -300,9 +300,7 @@ async fn malformed_requests_are_refused_before_anything_is_charged() {
     assert_eq!((unanswered.error_code.as_deref(), unanswered.cost.0), (Some("agent_no_answer"), 0));
     // Each refusal above is on the org's usage (free, with its status and code).
     world.gateway.flush().await;
-    let (status, audit) = world
-        .api(Method::GET, "/api/v1/usage/audit?status=error", None, &consumer.token)
-        .await;
+    let (status, audit) = world.api(Method::GET, "/api/v1/usage/audit?status=error", None, &consumer.token).await;
     assert_eq!(status, 200, "{audit}");
     let text = audit.to_string();
     for code in ["body_too_large", "parse_error", "invalid_request"] {
@@ -387,7 +385,9 @@ async fn an_orgs_own_rate_limits_apply_to_the_next_gateway_call() {
     assert_eq!(first.header("x-ratelimit-limit-requests-minute").as_deref(), Some("100"));
 
     // Bad input changes nothing.
-    for bad in [json!({"minute": -1}), json!({"hour": 1_000_000_001_i64}), json!({"minute": "ten"}), json!({"weekly": 5})] {
+    for bad in
+        [json!({"minute": -1}), json!({"hour": 1_000_000_001_i64}), json!({"minute": "ten"}), json!({"weekly": 5})]
+    {
         let (status, body) = world.api(Method::PUT, &path, Some(bad.clone()), &consumer.token).await;
         assert_eq!(status, 422, "{bad}: {body}");
     }
@@ -404,11 +404,7 @@ async fn an_orgs_own_rate_limits_apply_to_the_next_gateway_call() {
     assert_eq!(second.status, 200);
     assert_eq!(second.header("x-ratelimit-limit-requests-minute").as_deref(), Some("2"), "the org's own limit");
     assert_eq!(second.header("x-ratelimit-limit-requests-hour").as_deref(), Some("1000"), "null: the default");
-    assert_eq!(
-        second.header("x-ratelimit-limit-requests-day").as_deref(),
-        Some("9223372036854775807"),
-        "0: unlimited"
-    );
+    assert_eq!(second.header("x-ratelimit-limit-requests-day").as_deref(), Some("9223372036854775807"), "0: unlimited");
     // The first call (under the default) counts in the same minute: the third is over 2.
     let third = world.mcp(Some(&key), "work/1.0.0", &tool_call(3, "work", json!({})), &[]).await;
     if third.header("x-ratelimit-reset-requests-minute").as_deref() != Some("60s") {

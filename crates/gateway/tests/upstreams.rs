@@ -25,7 +25,8 @@ async fn tls_examples() -> (String, String) {
     ca_params.distinguished_name.push(DnType::CommonName, "Tollgate test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&server_key, &*ca).unwrap();
+    let server_cert =
+        CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&server_key, &*ca).unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -69,7 +70,8 @@ async fn https_upstreams_behind_a_private_ca_are_called_and_billed() {
     assert_eq!(init.status, 200, "{}", init.text);
     let session = init.header("mcp-session-id").expect("a session over TLS");
     let headers = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
-    let call = world.mcp(Some(&key), "secure/1.0.0", &tool_call(2, "echo", json!({"text": "over tls"})), &headers).await;
+    let call =
+        world.mcp(Some(&key), "secure/1.0.0", &tool_call(2, "echo", json!({"text": "over tls"})), &headers).await;
     assert_eq!(call.status, 200, "{}", call.text);
     assert_eq!(rpc(&call)["result"]["content"][0]["text"], "over tls");
     assert_eq!(before - world.balance(&consumer).await, 100_000 + 2_000_000, "the base fee and the tool's price");
