@@ -339,7 +339,8 @@ impl Body for MeteredBody {
                     }
                     // A last frame whose commit is awaited (sync durability, or a database
                     // that fell behind) goes out after the commit.
-                    if !this.hold_back && !(last && this.committed.is_some()) {
+                    let wait_for_commit = last && this.committed.is_some();
+                    if !(this.hold_back || wait_for_commit) {
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     // Hold this frame back; let the one held before it go.
