@@ -361,8 +361,7 @@ async fn hold_and_forward(
                 }
             },
         )?;
-    let chargeable = !(price.fixed.0 == 0 && price.per_token.is_none())
-        || members.iter().any(|m| m.price.fixed.0 > 0 || m.price.per_token.is_some());
+    let chargeable = price.charges() || members.iter().any(|m| m.price.charges());
     let request_id = ordered_id("req");
     let outgoing = Outgoing {
         method,

@@ -38,6 +38,11 @@ impl Price {
     pub fn free() -> Price {
         Price::default()
     }
+
+    /// Whether a successful call at this price costs something.
+    pub fn charges(&self) -> bool {
+        self.fixed.0 > 0 || self.per_token.is_some()
+    }
 }
 
 /// One request of a 2025-03-26 batch: settled as a call of its own.

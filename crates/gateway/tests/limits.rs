@@ -52,6 +52,11 @@ async fn parallel_calls_never_spend_more_than_the_balance() {
     );
     assert_eq!(world.balance(&consumer).await, 0);
     world.assert_ledger_balances().await;
+    let record = world.record(refused[0]).await;
+    assert_eq!(
+        (record.http_status, record.error_code.as_deref(), record.cost.0),
+        (402, Some("insufficient_credits"), 0)
+    );
 
     // The lease this replica took is released at shutdown; nothing stays pending.
     world.gateway.shutdown().await;
@@ -113,6 +118,7 @@ async fn an_org_budget_stops_spending_for_the_month() {
         "Retry-After runs to the first of next month ({retry} vs {until_next_month})"
     );
     assert_eq!(100_000_000_000 - world.balance(&consumer).await, 5 * PER_CALL_NANOS);
+    assert_eq!(world.record(&refused).await.error_code.as_deref(), Some("budget_reached"), "the refusal is on record");
 
     // Raising the budget lets calls through again at once.
     world.api(Method::PUT, "/api/v1/billing/budget", Some(json!({"monthly_limit": "1.00"})), &consumer.token).await;
