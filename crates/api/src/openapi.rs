@@ -27,6 +27,8 @@ use utoipa::OpenApi;
         orgs::create_org,
         orgs::get_org,
         orgs::rename_org,
+        orgs::get_rate_limits,
+        orgs::set_rate_limits,
         orgs::list_members,
         orgs::change_role,
         orgs::remove_member,

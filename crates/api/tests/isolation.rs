@@ -416,6 +416,8 @@ fn matrix(w: &World) -> Vec<Attempt> {
             attempt(Method::GET, format!("/api/v1/orgs/{org}")),
             attempt(Method::PATCH, format!("/api/v1/orgs/{org}")).body(json!({"name": "mine"})),
             attempt(Method::GET, format!("/api/v1/orgs/{org}/members")),
+            attempt(Method::GET, format!("/api/v1/orgs/{org}/rate-limits")),
+            attempt(Method::PUT, format!("/api/v1/orgs/{org}/rate-limits")).body(json!({"minute": 0})),
             attempt(Method::PATCH, format!("/api/v1/orgs/{org}/members/{}", a.id)).body(json!({"role": "viewer"})),
             attempt(Method::DELETE, format!("/api/v1/orgs/{org}/members/{}", a.id)),
             attempt(Method::GET, format!("/api/v1/orgs/{org}/invitations")),

@@ -38,6 +38,7 @@ async fn committed_openapi_document_matches_the_code() {
         "/api/v1/billing/transactions",
         "/api/v1/billing/budget",
         "/api/v1/billing/auto-recharge",
+        "/api/v1/orgs/{org}/rate-limits",
         "/api/v1/usage",
         "/api/v1/usage/audit",
         "/api/v1/usage/audit/{id}",

@@ -2,17 +2,27 @@
 //! before the client gets it), kept for metering by reference (no copy), cut at the safety
 //! caps, and reported once when it ends — normally, by an upstream error or idle timeout,
 //! or because the client went away (dropping the body closes the upstream stream).
+//!
+//! An SSE stream that ends badly (the upstream broke or went silent, or a cap cut it) gets
+//! a last event from the gateway: a JSON-RPC error (-32000) saying why, answering the
+//! request's id when there is one, so a client never waits for an answer that will not
+//! come. With `sync` durability, a call that may be charged has its latest frame held back
+//! until the next one arrives or, for the last one, until its charge is committed: the last
+//! byte reaches the client only after the commit.
 
+use crate::directory::InFlight;
 use crate::meter::{Meter, Metering};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// A plain (JSON) response is kept for metering up to this size; bytes past it are
 /// estimated at four bytes a token.
@@ -50,6 +60,20 @@ pub(crate) struct MeteredBody {
     /// The end will wait for a commit, so the length must not be announced up front (the
     /// client would take the response as complete at its last byte).
     sync: bool,
+    /// `sync` durability and a call that may be charged: the latest frame is held back
+    /// until the next arrives or the charge is committed.
+    hold_back: bool,
+    /// The frame held back.
+    held: Option<Bytes>,
+    /// What the gateway sends after the upstream's bytes (an SSE error event).
+    tail: Option<Bytes>,
+    /// The JSON-RPC id the request asked with (for the error event).
+    rpc_id: Option<Value>,
+    /// The call's place among its version's calls in flight, given back when it ends.
+    slot: Option<InFlight>,
+    /// The gateway's shutdown signal, and its wait (made the first time the body waits).
+    closing: CancellationToken,
+    closed: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     ended: bool,
     idle: Duration,
     /// The idle timer, made the first time the upstream keeps the body waiting (a body that
@@ -68,19 +92,52 @@ pub(crate) struct MeteredBody {
     length: Option<u64>,
 }
 
+/// How a metered body behaves besides its caps.
+pub(crate) struct Shape {
+    pub sse: bool,
+    pub idle: Duration,
+    pub max_events: u64,
+    pub max_bytes: u64,
+    /// The call may be charged (sync durability then holds its last frame back).
+    pub chargeable: bool,
+    pub rpc_id: Option<Value>,
+    pub slot: Option<InFlight>,
+    /// Cancelled when the gateway shuts down and cuts what still streams.
+    pub closing: CancellationToken,
+}
+
+/// The gateway's last event on an SSE stream that ended badly: a JSON-RPC error answering
+/// `id`, preceded by what ends an event left open (a partial event is then dispatched as
+/// it came, and the error follows it).
+pub(crate) fn error_event(id: Option<&Value>, message: &str, line_open: bool, event_open: bool) -> Bytes {
+    let error = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": {"code": -32000, "message": message},
+    });
+    let close = if line_open {
+        "\n\n"
+    } else if event_open {
+        "\n"
+    } else {
+        ""
+    };
+    Bytes::from(format!("{close}event: message\ndata: {error}\n\n"))
+}
+
 impl MeteredBody {
-    pub fn new(
-        inner: Incoming,
-        metering: Metering,
-        meter: Meter,
-        sse: bool,
-        idle: Duration,
-        max_events: u64,
-        max_bytes: u64,
-    ) -> Self {
+    pub fn new(inner: Incoming, metering: Metering, meter: Meter, shape: Shape) -> Self {
+        let Shape { sse, idle, max_events, max_bytes, chargeable, rpc_id, slot, closing } = shape;
         let sync = meter.is_sync();
         MeteredBody {
             sync,
+            hold_back: sync && chargeable,
+            held: None,
+            tail: None,
+            rpc_id,
+            slot,
+            closing,
+            closed: None,
             observed: Observed::default(),
             kept: 0,
             metering: Some(metering),
@@ -100,10 +157,19 @@ impl MeteredBody {
         }
     }
 
-    /// Hands the call to the meter (once).
+    /// Hands the call to the meter (once), and gives its place in flight back.
     fn finish(&mut self) {
         if let Some(metering) = self.metering.take() {
             self.committed = self.meter.finish(metering, std::mem::take(&mut self.observed));
+        }
+        self.slot = None;
+    }
+
+    /// On an SSE stream, queues the gateway's error event saying why the stream ended.
+    fn fail_stream(&mut self, message: &str) {
+        if self.sse && self.tail.is_none() {
+            let event_open = self.in_event;
+            self.tail = Some(error_event(self.rpc_id.as_ref(), message, self.line_len > 0, event_open));
         }
     }
 
@@ -156,6 +222,13 @@ impl MeteredBody {
         }
     }
 
+    /// Whether the gateway is cutting open streams; otherwise this body is woken when it does.
+    fn shutting_down(&mut self, cx: &mut Context<'_>) -> bool {
+        let closing = &self.closing;
+        let wait = self.closed.get_or_insert_with(|| Box::pin(closing.clone().cancelled_owned()));
+        wait.as_mut().poll(cx).is_ready()
+    }
+
     /// Whether the upstream has been silent for the idle timeout; otherwise the timer is
     /// armed to wake this body when it could be.
     fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
@@ -170,7 +243,9 @@ impl MeteredBody {
         false
     }
 
-    /// The end of the body: at once, or (sync durability) when the charge is committed.
+    /// The end of the body: the call is handed to the meter; then (sync durability) the
+    /// charge's commit is awaited; then the frame held back and the gateway's error event
+    /// go out; then the body ends.
     fn end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         self.finish();
         if let Some(committed) = self.committed.as_mut() {
@@ -178,6 +253,12 @@ impl MeteredBody {
                 return Poll::Pending;
             }
             self.committed = None;
+        }
+        if let Some(held) = self.held.take() {
+            return Poll::Ready(Some(Ok(Frame::data(held))));
+        }
+        if let Some(tail) = self.tail.take() {
+            return Poll::Ready(Some(Ok(Frame::data(tail))));
         }
         self.ended = true;
         Poll::Ready(None)
@@ -190,58 +271,85 @@ impl Body for MeteredBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        if this.metering.is_none() {
-            // Finished (cut, failed or ended): only the commit may still be awaited.
-            return this.end(cx);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Pending => {
-                if this.idle_expired(cx) {
-                    this.observed.failed = Some("upstream_idle_timeout");
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if this.metering.is_none() {
+                // Finished (cut, failed or ended): the commit, the held frame and the tail.
+                return this.end(cx);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => {
+                    if this.shutting_down(cx) {
+                        this.observed.failed = Some("gateway_shutdown");
+                        this.fail_stream("the gateway is shutting down; send the request again");
+                        return this.end(cx);
+                    }
+                    if this.idle_expired(cx) {
+                        this.observed.failed = Some("upstream_idle_timeout");
+                        this.fail_stream("the agent went silent and the stream was closed by the gateway");
+                        return this.end(cx);
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => return this.end(cx),
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "upstream stream failed");
+                    this.observed.failed = Some("upstream_stream_error");
+                    this.fail_stream("the agent's stream broke off before it ended");
                     return this.end(cx);
                 }
-                Poll::Pending
-            }
-            Poll::Ready(None) => this.end(cx),
-            Poll::Ready(Some(Err(e))) => {
-                tracing::warn!(error = %e, "upstream stream failed");
-                this.observed.failed = Some("upstream_stream_error");
-                this.end(cx)
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                this.last_frame = Instant::now();
-                let Ok(mut data) = frame.into_data() else {
-                    // Trailers: nothing to meter, nothing to pass on.
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::new()))));
-                };
-                let mut cut = false;
-                if let Some(end) = this.sse.then(|| this.scan_events(&data)).flatten() {
-                    data.truncate(end);
-                    cut = true;
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.last_frame = Instant::now();
+                    let Ok(mut data) = frame.into_data() else {
+                        // Trailers: nothing to meter, nothing to pass on.
+                        continue;
+                    };
+                    let mut cut = false;
+                    let room = this.max_bytes.saturating_sub(this.observed.bytes);
+                    if (data.len() as u64) > room {
+                        data.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+                        cut = true;
+                    }
+                    // Events are counted (and the event cap applied) on what is delivered.
+                    if let Some(end) = this.sse.then(|| this.scan_events(&data)).flatten() {
+                        data.truncate(end);
+                        cut = true;
+                    }
+                    this.deliver(&data);
+                    let last = if cut {
+                        tracing::warn!(
+                            bytes = this.observed.bytes,
+                            events = this.observed.events,
+                            "response stream cut at a safety cap"
+                        );
+                        this.observed.truncated = true;
+                        this.fail_stream(
+                            "the response stream reached the gateway's limit (events or bytes) and was cut",
+                        );
+                        true
+                    } else {
+                        // The last frame of a body of known length: the server may not poll
+                        // again once it is written, so the call ends here, not at a drop.
+                        this.inner.is_end_stream() || this.length == Some(this.observed.bytes)
+                    };
+                    if last {
+                        this.finish();
+                    }
+                    // A last frame whose commit is awaited (sync durability, or a database
+                    // that fell behind) goes out after the commit.
+                    let wait_for_commit = last && this.committed.is_some();
+                    if !(this.hold_back || wait_for_commit) {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    // Hold this frame back; let the one held before it go.
+                    match this.held.replace(data) {
+                        Some(previous) => return Poll::Ready(Some(Ok(Frame::data(previous)))),
+                        None if last => return this.end(cx),
+                        None => continue,
+                    }
                 }
-                let room = this.max_bytes.saturating_sub(this.observed.bytes);
-                if (data.len() as u64) > room {
-                    data.truncate(usize::try_from(room).unwrap_or(usize::MAX));
-                    cut = true;
-                }
-                this.deliver(&data);
-                if cut {
-                    tracing::warn!(
-                        bytes = this.observed.bytes,
-                        events = this.observed.events,
-                        "response stream cut at a safety cap"
-                    );
-                    this.observed.truncated = true;
-                    this.finish();
-                } else if this.inner.is_end_stream() || this.length == Some(this.observed.bytes) {
-                    // The last frame of a body of known length: the server may not poll
-                    // again once it is written, so the call ends here, not at a drop.
-                    this.finish();
-                }
-                Poll::Ready(Some(Ok(Frame::data(data))))
             }
         }
     }
@@ -251,13 +359,22 @@ impl Body for MeteredBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.sync || self.metering.is_none() { SizeHint::default() } else { self.inner.size_hint() }
+        if self.sync || self.sse || self.metering.is_none() { SizeHint::default() } else { self.inner.size_hint() }
     }
 }
 
 impl Drop for MeteredBody {
     fn drop(&mut self) {
         if self.metering.is_some() {
+            // A frame held back never reached the client: it is not metered either (unless
+            // it was already handed to the meter with a long stream's frames).
+            if let Some(held) = self.held.take()
+                && self.observed.frames.last().is_some_and(|f| f.len() == held.len() && f.as_ptr() == held.as_ptr())
+            {
+                self.observed.frames.pop();
+                self.observed.bytes = self.observed.bytes.saturating_sub(held.len() as u64);
+                self.kept = self.kept.saturating_sub(held.len());
+            }
             self.observed.disconnected = true;
             self.finish();
         }

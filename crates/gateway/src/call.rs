@@ -1,13 +1,14 @@
-//! One metered call: read the request, admit it, hold its price, forward it, and stream the
-//! response back through the meter.
+//! One metered call: admit it, read the request, hold its price, forward it, and stream the
+//! response back through the meter. A call refused once its key is known leaves a free usage
+//! record (written by the writer, off the response path).
 
 use crate::Inner;
-use crate::admit::{Admitted, Headers, admit};
-use crate::body::{MeteredBody, Observed};
+use crate::admit::{Admitted, Headers, Refused};
+use crate::body::{MeteredBody, Observed, Shape};
 use crate::credit::Refusal;
-use crate::directory::Target;
+use crate::directory::{Caller, Target};
 use crate::error::{GatewayError, add_headers};
-use crate::meter::{Metering, Price};
+use crate::meter::{MemberCall, Metering, Price, bounded};
 use crate::upstream::{Outgoing, response_headers};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -19,8 +20,9 @@ use std::time::Instant;
 use tollgate_domain::Nanos;
 use tollgate_domain::pricing::{Pricing, Tokens};
 use tollgate_domain::secret::ordered_id;
-use tollgate_domain::time::{next_utc_month, now_ms};
+use tollgate_domain::time::next_utc_month;
 use tollgate_metering::{Message, parse_request};
+use tollgate_store::calls::UsageRecord;
 use tollgate_store::ledger::{AccountKind, PLATFORM};
 
 /// What a request asks for, as far as admission and billing go.
@@ -35,12 +37,14 @@ pub(crate) struct Asked {
     /// The calls made: `(method, function, utility)` for each request (none for
     /// notifications and responses the client posts).
     pub calls: Vec<(String, String, bool)>,
+    /// A batch with requests in it: each is settled as a call of its own.
+    pub batch: bool,
 }
 
 impl Asked {
     /// A message that costs nothing (notifications, responses, session housekeeping).
     pub fn free(method: &str) -> Asked {
-        Asked { id: None, method: method.into(), function: method.into(), calls: Vec::new() }
+        Asked { id: None, method: method.into(), function: method.into(), calls: Vec::new(), batch: false }
     }
 
     /// A request to the agent outside JSON-RPC (health checks): billed as a utility call.
@@ -74,6 +78,7 @@ pub(crate) fn read_mcp(body: &[u8], headers: &HeaderMap) -> Result<Asked, (Gatew
             method: call.method.clone(),
             function: call.function.clone(),
             calls: vec![(call.method.clone(), call.function.clone(), call.utility)],
+            batch: false,
         },
         Message::Notification(call) => Asked::free(&call.method),
         Message::Response { id } => Asked { id: Some(id.clone()), ..Asked::free("response") },
@@ -94,7 +99,8 @@ pub(crate) fn read_mcp(body: &[u8], headers: &HeaderMap) -> Result<Asked, (Gatew
                     Err(e) => return Err(invalid(format!("batch member {i}: {e}"))),
                 }
             }
-            Asked { id: None, method: "batch".into(), function: "batch".into(), calls }
+            let batch = !calls.is_empty();
+            Asked { id: None, method: "batch".into(), function: "batch".into(), calls, batch }
         }
     };
     if let Some(method) = header_text(headers, "mcp-method")
@@ -112,36 +118,61 @@ pub(crate) fn read_mcp(body: &[u8], headers: &HeaderMap) -> Result<Asked, (Gatew
     Ok(asked)
 }
 
-/// How the calls of a request are priced, and whether one of them may be free.
-async fn price(inner: &Inner, admitted: &mut Admitted, asked: &Asked, now: i64) -> Result<Price, GatewayError> {
+/// The price of one call of `function` on `version` (a utility method: the base fee).
+fn price_of(version: &tollgate_store::catalog::Version, function: &str, utility: bool) -> Price {
+    if utility {
+        return Price { fixed: version.base_fee, per_token: None };
+    }
+    let listed = version.functions.iter().find(|f| f.name == function);
+    match listed.map(|f| &f.pricing).or(version.default_pricing.as_ref()) {
+        None => Price::free(),
+        Some(Pricing::PerRequest { price }) => Price { fixed: *price, per_token: None },
+        Some(p @ Pricing::PerToken { .. }) => Price { fixed: Nanos::ZERO, per_token: Some(p.clone()) },
+    }
+}
+
+/// How a request is priced: one call's price (or the free call it may use), or for a batch
+/// each request's own.
+async fn price(
+    inner: &Inner,
+    admitted: &mut Admitted,
+    asked: &Asked,
+    now: i64,
+) -> Result<(Price, Vec<MemberCall>), GatewayError> {
     let version = &admitted.target.version;
-    let mut price = Price::free();
-    for (_, function, utility) in &asked.calls {
-        if *utility {
-            price.fixed = price.fixed.checked_add(version.base_fee).unwrap_or(price.fixed);
-            continue;
-        }
-        let listed = version.functions.iter().find(|f| &f.name == function);
-        match listed.map(|f| &f.pricing).or(version.default_pricing.as_ref()) {
-            None => {}
-            Some(Pricing::PerRequest { price: p }) => price.fixed = price.fixed.checked_add(*p).unwrap_or(price.fixed),
-            Some(p @ Pricing::PerToken { .. }) => {
-                price.per_token.get_or_insert_with(|| p.clone());
-            }
-        }
-        // A free call applies to a single call of a function with a free tier.
-        if let (1, Some(f)) = (asked.calls.len(), listed) {
-            let key = &admitted.caller.key.key;
-            let free = inner
-                .counters
-                .reserve_free(&key.org_id, &key.agent_id, &f.name, f.free_calls, f.free_reset, now, &mut admitted.taken)
-                .await?;
-            if free {
-                return Ok(Price { fixed: Nanos::ZERO, per_token: None });
-            }
+    if asked.batch {
+        let members = asked
+            .calls
+            .iter()
+            .map(|(method, function, utility)| MemberCall {
+                method: method.clone(),
+                function: function.clone(),
+                price: price_of(version, function, *utility),
+            })
+            .collect();
+        return Ok((Price::free(), members));
+    }
+    let Some((_, function, utility)) = asked.calls.first() else { return Ok((Price::free(), Vec::new())) };
+    let price = price_of(version, function, *utility);
+    // A free call applies to a call of a function with a free tier.
+    if !*utility && let Some(f) = version.functions.iter().find(|f| &f.name == function) {
+        let key = &admitted.caller.key.key;
+        let free = inner
+            .counters
+            .reserve_free(&key.org_id, &key.agent_id, &f.name, f.free_calls, f.free_reset, now, &mut admitted.taken)
+            .await?;
+        if free {
+            return Ok((Price::free(), Vec::new()));
         }
     }
-    Ok(price)
+    Ok((price, Vec::new()))
+}
+
+/// What to hold before forwarding: the call's hold, or the sum of a batch's members'.
+fn hold_for_all(price: &Price, members: &[MemberCall], request_bytes: usize, output_allowance: i64) -> Nanos {
+    members.iter().fold(hold_for(price, request_bytes, output_allowance), |sum, m| {
+        sum.checked_add(hold_for(&m.price, request_bytes, output_allowance)).unwrap_or(Nanos(i64::MAX))
+    })
 }
 
 /// What to hold before forwarding: the fixed price plus, for per-token pricing, the
@@ -154,9 +185,9 @@ fn hold_for(price: &Price, request_bytes: usize, output_allowance: i64) -> Nanos
     price.fixed.checked_add(per_token.unwrap_or(Nanos::ZERO)).unwrap_or(Nanos(i64::MAX))
 }
 
-/// The answer to a refused call: the error, its rate-limit headers, and on a 401 where to
-/// find how to authenticate (RFC 9728).
-pub(crate) fn refuse(
+/// The answer to a refused call: the error, its rate-limit headers, its request id when it
+/// was recorded, and on a 401 where to find how to authenticate (RFC 9728).
+pub(crate) fn respond(
     inner: &Inner,
     error: GatewayError,
     headers: &[(&'static str, String)],
@@ -180,6 +211,84 @@ pub(crate) fn refuse(
     response
 }
 
+/// When and how a call started, for its usage record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Started {
+    pub at: Instant,
+    pub now_ms: i64,
+}
+
+/// Records a call refused once its key was known — a free usage record with the refusal's
+/// status and code, on the caller's agent (the version asked for when it exists) — and
+/// returns its request id. The writer writes it with the next batch.
+fn record_refusal(
+    inner: &Inner,
+    caller: &Caller,
+    target: Option<&Target>,
+    route: &Route<'_>,
+    (method, function): (&str, &str),
+    error: &GatewayError,
+    started: Started,
+) -> String {
+    let key = &caller.key.key;
+    let target = target.filter(|t| t.agent.id == key.agent_id);
+    let request_id = ordered_id("req");
+    let record = UsageRecord {
+        id: request_id.clone(),
+        created_at: started.now_ms,
+        org_id: key.org_id.clone(),
+        user_id: key.user_id.clone(),
+        key_id: key.id.clone(),
+        installation_id: key.installation_id.clone(),
+        agent_id: key.agent_id.clone(),
+        version: bounded(target.map_or(route.version, |t| t.version.version.as_str())),
+        function_name: bounded(function),
+        method: bounded(method),
+        latency_ms: i64::try_from(started.at.elapsed().as_millis()).unwrap_or(i64::MAX),
+        http_status: i64::from(error.status().as_u16()),
+        error_code: Some(error.code().to_string()),
+        ..UsageRecord::default()
+    };
+    inner.writer.refused(record);
+    request_id
+}
+
+/// Answers a call refused at admission; recorded when the key was known.
+pub(crate) fn refuse_unadmitted(
+    inner: &Inner,
+    refused: Refused,
+    route: &Route<'_>,
+    endpoint: &str,
+    started: Started,
+) -> Response {
+    let Refused { error, mut headers, caller, target } = refused;
+    if let Some(caller) = caller {
+        let request_id =
+            record_refusal(inner, &caller, target.as_deref(), route, (endpoint, endpoint), &error, started);
+        headers.push(("x-request-id", request_id));
+    }
+    respond(inner, error, &headers, None, route)
+}
+
+/// Answers a call refused after admission (its body, its price, the agent's capacity):
+/// what it took from the counters is given back, and it is recorded.
+pub(crate) fn refuse_admitted(
+    inner: &Inner,
+    admitted: &mut Admitted,
+    error: GatewayError,
+    asked: (&str, &str, Option<&Value>),
+    route: &Route<'_>,
+    started: Started,
+) -> Response {
+    let (method, function, id) = asked;
+    inner.counters.refund(std::mem::take(&mut admitted.taken));
+    let target = admitted.target.clone();
+    let request_id = record_refusal(inner, &admitted.caller, Some(&target), route, (method, function), &error, started);
+    let mut headers = admitted.rate_headers.clone();
+    headers.push(("x-request-id", request_id));
+    respond(inner, error, &headers, id, route)
+}
+
 /// Where a call goes.
 pub(crate) struct Route<'a> {
     pub agent: &'a str,
@@ -188,7 +297,8 @@ pub(crate) struct Route<'a> {
     pub health: bool,
 }
 
-/// Admits, holds, forwards and meters one call.
+/// Holds, forwards and meters one admitted call.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward(
     inner: &Arc<Inner>,
     route: Route<'_>,
@@ -196,30 +306,24 @@ pub(crate) async fn forward(
     headers: HeaderMap,
     body: Bytes,
     asked: Asked,
+    mut admitted: Admitted,
+    started: Started,
 ) -> Response {
-    let started = Instant::now();
-    let now = now_ms();
-    let id = asked.id.as_ref();
-    let authorization = header_text(&headers, "authorization");
-    let admitted = admit(inner, authorization, route.agent, route.version, now).await;
-    let mut admitted = match admitted {
-        Ok(a) => a,
-        Err((e, rate_headers)) => return refuse(inner, e, &rate_headers, id, &route),
-    };
+    let what = (asked.method.as_str(), asked.function.as_str(), asked.id.as_ref());
     if admitted.target.agent.protocol != "mcp" && !route.health {
         let e = GatewayError::NotFound(format!(
             "{} speaks {}; call its /{} endpoint",
             route.agent, admitted.target.agent.protocol, admitted.target.agent.protocol
         ));
-        inner.counters.refund(std::mem::take(&mut admitted.taken));
-        return refuse(inner, e, &admitted.rate_headers, id, &route);
+        return refuse_admitted(inner, &mut admitted, e, what, &route, started);
     }
-    match hold_and_forward(inner, &route, method, headers, body, asked.clone(), &mut admitted, started, now).await {
+    let Some(slot) = admitted.target.enter(inner.config.max_in_flight_per_version) else {
+        let e = GatewayError::OverCapacity(inner.config.max_in_flight_per_version);
+        return refuse_admitted(inner, &mut admitted, e, what, &route, started);
+    };
+    match hold_and_forward(inner, &route, method, headers, body, &asked, &mut admitted, started, slot).await {
         Ok(response) => response,
-        Err(e) => {
-            inner.counters.refund(std::mem::take(&mut admitted.taken));
-            refuse(inner, e, &admitted.rate_headers, asked.id.as_ref(), &route)
-        }
+        Err(e) => refuse_admitted(inner, &mut admitted, e, what, &route, started),
     }
 }
 
@@ -230,16 +334,17 @@ async fn hold_and_forward(
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-    asked: Asked,
+    asked: &Asked,
     admitted: &mut Admitted,
-    started: Instant,
-    now: i64,
+    started: Started,
+    slot: crate::directory::InFlight,
 ) -> Result<Response, GatewayError> {
-    let price = price(inner, admitted, &asked, now).await?;
+    let now = started.now_ms;
+    let (price, members) = price(inner, admitted, asked, now).await?;
     let caller = admitted.caller.clone();
     let target: Arc<Target> = admitted.target.clone();
     let platform_account = inner.directory.account(AccountKind::PlatformRevenue, PLATFORM).await?;
-    let hold = hold_for(&price, body.len(), inner.config.hold_output_tokens);
+    let hold = hold_for_all(&price, &members, body.len(), inner.config.hold_output_tokens);
     let org_id = &caller.key.key.org_id;
     let reservation =
         inner.credit.reserve(org_id, &caller.org_account, hold, admitted.org.monthly_budget).await.map_err(
@@ -248,6 +353,7 @@ async fn hold_and_forward(
                 Refusal::Budget => GatewayError::TooManyRequests {
                     message: "your organization budget for this month is reached".into(),
                     retry_after_secs: u64::try_from((next_utc_month(now) - now) / 1000 + 1).unwrap_or(1),
+                    code: "budget_reached",
                 },
                 Refusal::Unavailable(detail) => {
                     tracing::error!(error = %detail, "the ledger is unreachable; refusing the call");
@@ -255,6 +361,7 @@ async fn hold_and_forward(
                 }
             },
         )?;
+    let chargeable = price.charges() || members.iter().any(|m| m.price.charges());
     let request_id = ordered_id("req");
     let outgoing = Outgoing {
         method,
@@ -268,12 +375,12 @@ async fn hold_and_forward(
     let mut metering = Metering {
         request_id: request_id.clone(),
         created_at: now,
-        started,
+        started: started.at,
         caller,
         target,
         platform_account,
-        method: asked.method,
-        function: asked.function,
+        method: asked.method.clone(),
+        function: asked.function.clone(),
         request_body: body,
         price,
         reservation,
@@ -283,12 +390,14 @@ async fn hold_and_forward(
         error_code: None,
         expects_answer: !route.health && !asked.calls.is_empty(),
         stream: inner.meter.next_stream(),
+        members,
     };
     let upstream = match sent {
         Ok(response) => response,
         Err(e) => {
             metering.http_status = e.status().as_u16();
             metering.error_code = Some(e.code());
+            drop(slot);
             let committed = inner.meter.finish(metering, Observed::default());
             if let Some(committed) = committed {
                 let _ = committed.await;
@@ -309,21 +418,23 @@ async fn hold_and_forward(
     metering.http_status = parts.status.as_u16();
     metering.sse = sse;
     let config = &inner.config;
-    let metered = MeteredBody::new(
-        incoming,
-        metering,
-        inner.meter.clone(),
+    let shape = Shape {
         sse,
-        config.idle_timeout,
-        config.max_stream_events,
-        config.max_stream_bytes,
-    );
+        idle: config.idle_timeout,
+        max_events: config.max_stream_events,
+        max_bytes: config.max_stream_bytes,
+        chargeable,
+        rpc_id: asked.id.clone(),
+        slot: Some(slot),
+        closing: inner.closing.clone(),
+    };
+    let metered = MeteredBody::new(incoming, metering, inner.meter.clone(), shape);
     let mut response = Response::new(Body::new(metered));
     *response.status_mut() = parts.status;
     response_headers(&parts.headers, response.headers_mut());
-    if inner.config.durability == crate::Durability::Sync {
-        // The body's end waits for the charge to commit; without a length, the client
-        // sees the response complete only then.
+    if inner.config.durability == crate::Durability::Sync || sse {
+        // Sync: the body's end waits for the charge to commit; without a length, the client
+        // sees the response complete only then. SSE: the gateway may add an event.
         response.headers_mut().remove(header::CONTENT_LENGTH);
     }
     let mut extra: Headers = admitted.rate_headers.clone();

@@ -7,7 +7,7 @@ use crate::error::GatewayError;
 use axum::http::{HeaderName, HeaderValue, Uri};
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tollgate_domain::secret::Sealer;
@@ -99,11 +99,41 @@ pub(crate) struct Target {
     pub version: Version,
     /// The version's upstream headers (its credential), sent instead of the caller's.
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
-    /// The MCP endpoint, and the health URL beside it (`None`: not a valid `http://` URL).
+    /// The MCP endpoint, and the health URL beside it (`None`: not a valid `http://` or
+    /// `https://` URL).
     pub endpoint: Option<Uri>,
     pub health: Option<Uri>,
     /// The publisher's earnings account.
     pub publisher_account: String,
+    /// Calls to this version in flight on this replica (shared by every copy of the
+    /// version loaded since, so a reload never resets it).
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// A call counted in its version's [`Target::in_flight`] until this is dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl Target {
+    /// Counts a call in flight, unless `max` (0: no cap) are already.
+    pub fn enter(&self, max: usize) -> Option<InFlight> {
+        let mut now = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if max > 0 && now >= max {
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(now, now + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(InFlight(self.in_flight.clone())),
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A key as the gateway admits it: the stored key and what every call with it needs.
@@ -124,6 +154,8 @@ pub(crate) struct Directory {
     targets: Cache<(String, String), Target>,
     orgs: Cache<String, Org>,
     accounts: Cache<(&'static str, String), String>,
+    /// Each version's in-flight count, by version id.
+    in_flight: std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {
@@ -139,6 +171,7 @@ impl Directory {
             targets: Cache::new(Duration::from_secs(60), Duration::from_secs(2), 20_000),
             orgs: Cache::new(Duration::from_secs(60), Duration::from_secs(2), 200_000),
             accounts: Cache::new(Duration::MAX, Duration::ZERO, 400_000),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -197,11 +230,22 @@ impl Directory {
                 }
             }
         }
-        let http = |url: &str| url.parse::<Uri>().ok().filter(|u| u.scheme_str() == Some("http"));
+        let http = |url: &str| {
+            url.parse::<Uri>().ok().filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+        };
         let endpoint = http(&version.upstream_url);
         let health = http(&crate::upstream::health_url(&version.upstream_url));
         let publisher_account = self.account(AccountKind::PublisherEarnings, &agent.publisher_org_id).await?;
-        Ok(Some(Target { agent, version, upstream_headers, endpoint, health, publisher_account }))
+        let in_flight = {
+            let mut counts = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            // Counts of versions nobody calls any more go (a count is only ever kept alive
+            // by cached targets and calls in flight).
+            if counts.len() > 20_000 {
+                counts.retain(|_, c| Arc::strong_count(c) > 1);
+            }
+            counts.entry(version.id.clone()).or_default().clone()
+        };
+        Ok(Some(Target { agent, version, upstream_headers, endpoint, health, publisher_account, in_flight }))
     }
 
     /// An org (its budget and rate limits).

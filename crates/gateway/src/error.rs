@@ -4,6 +4,9 @@
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// The `Retry-After` of an over-capacity 503, in seconds.
+pub const OVER_CAPACITY_RETRY_SECS: u64 = 1;
+
 /// Why a call was refused or failed before reaching the agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -15,14 +18,22 @@ pub enum GatewayError {
     NotFound(String),
     #[error("{0}")]
     Gone(String),
+    /// A rate limit (`rate_limited`), the key's daily limit (`daily_limit`) or the org's
+    /// monthly budget (`budget_reached`).
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests { message: String, retry_after_secs: u64, code: &'static str },
     #[error("insufficient credits")]
     InsufficientCredits,
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// The agent version has as many calls in flight as the operator allows.
+    #[error("this agent is over capacity right now ({0} calls in flight); try again shortly")]
+    OverCapacity(usize),
+    /// The upstream's address is one the operator does not let the gateway reach.
+    #[error("{0}")]
+    AddressRefused(String),
     #[error("the request body is larger than the gateway accepts ({0} bytes)")]
     TooLarge(usize),
     /// JSON-RPC parse error (-32700).
@@ -45,7 +56,9 @@ impl GatewayError {
             GatewayError::Gone(_) => StatusCode::GONE,
             GatewayError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
-            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Unavailable(_) | GatewayError::OverCapacity(_) | GatewayError::AddressRefused(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             GatewayError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::ParseError(_) | GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
@@ -69,10 +82,12 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::NotFound(_) => "not_found",
             GatewayError::Gone(_) => "version_retired",
-            GatewayError::TooManyRequests { .. } => "rate_limited",
+            GatewayError::TooManyRequests { code, .. } => code,
             GatewayError::InsufficientCredits => "insufficient_credits",
             GatewayError::Unavailable(_) => "upstream_unavailable",
             GatewayError::GatewayTimeout(_) => "upstream_timeout",
+            GatewayError::OverCapacity(_) => "over_capacity",
+            GatewayError::AddressRefused(_) => "upstream_address_refused",
             GatewayError::TooLarge(_) => "body_too_large",
             GatewayError::ParseError(_) => "parse_error",
             GatewayError::InvalidRequest(_) => "invalid_request",
@@ -95,8 +110,14 @@ impl GatewayError {
             "error": {"code": self.rpc_code(), "message": message},
         });
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if let GatewayError::TooManyRequests { retry_after_secs, .. } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            GatewayError::TooManyRequests { retry_after_secs, .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            GatewayError::OverCapacity(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(OVER_CAPACITY_RETRY_SECS));
+            }
+            _ => {}
         }
         response
     }

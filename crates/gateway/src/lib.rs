@@ -25,6 +25,7 @@ mod upstream;
 mod writer;
 
 pub use counters::SharedCounters;
+pub use upstream::AddressPolicy;
 pub use writer::Writer;
 
 pub use error::GatewayError;
@@ -33,13 +34,14 @@ pub use tollgate_store::changes::Change;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tollgate_domain::secret::Sealer;
+use tollgate_domain::time::now_ms;
 use tollgate_store::Store;
 
 /// When a call's charge is committed.
@@ -82,6 +84,18 @@ pub struct GatewayConfig {
     pub write_window: Duration,
     /// Threads that count tokens and settle calls (0: one per core, at most 4).
     pub meter_threads: usize,
+    /// With async durability, how many finished calls may wait for their commit before a
+    /// finishing call's last bytes wait for it too: about the most answered calls a hard
+    /// crash can leave uncharged when the database falls behind.
+    pub max_uncommitted: usize,
+    /// Which upstream addresses the gateway may connect to.
+    pub upstream_addresses: AddressPolicy,
+    /// Extra root certificates (PEM; each may hold several) trusted for HTTPS upstreams,
+    /// besides the Mozilla roots: for agents behind a private CA.
+    pub upstream_ca_pem: Vec<Vec<u8>>,
+    /// The most calls in flight to one agent version on this replica; past it a call is
+    /// answered 503 (over capacity) with `Retry-After`. 0 = no cap.
+    pub max_in_flight_per_version: usize,
 }
 
 impl Default for GatewayConfig {
@@ -100,6 +114,10 @@ impl Default for GatewayConfig {
             durability: Durability::Async,
             write_window: Duration::from_millis(5),
             meter_threads: 1,
+            max_uncommitted: 128,
+            upstream_addresses: AddressPolicy::default(),
+            upstream_ca_pem: Vec::new(),
+            max_in_flight_per_version: 0,
         }
     }
 }
@@ -113,6 +131,10 @@ pub(crate) struct Inner {
     pub credit: Arc<credit::Credit>,
     pub meter: meter::Meter,
     pub upstream: upstream::Upstream,
+    /// Where refused calls' usage records go.
+    pub writer: Writer,
+    /// Cancelled at shutdown, after the grace period: open response streams end.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// The gateway: shared by every call.
@@ -124,7 +146,8 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway over `store` with `limiter` for rate limits and, when given, per-key daily
     /// usage and free-tier counts `shared` between replicas (else kept in memory). Starts
-    /// its meter threads and its writer task (call from within a Tokio runtime).
+    /// its meter threads and its writer task (call from within a Tokio runtime). Fails
+    /// when a thread cannot start or an extra root CA is not PEM.
     pub fn start(
         store: Store,
         sealer: Sealer,
@@ -145,14 +168,17 @@ impl Gateway {
             threads,
             credit.clone(),
             counters.clone(),
-            to_writer,
+            to_writer.clone(),
             config.platform_fee_bps,
             config.durability == Durability::Sync,
+            config.max_uncommitted,
         )?;
         let changes = store.clone();
         let inner = Arc::new(Inner {
             directory: directory::Directory::new(store, sealer),
-            upstream: upstream::Upstream::new(&config),
+            upstream: upstream::Upstream::new(&config)?,
+            writer: to_writer,
+            closing: tokio_util::sync::CancellationToken::new(),
             limiter,
             counters,
             credit: credit.clone(),
@@ -199,6 +225,13 @@ impl Gateway {
         }
     }
 
+    /// Ends every response still streaming (long-lived session streams, slow tools): an SSE
+    /// stream gets a last event saying the gateway is shutting down; each call is settled
+    /// as failed. For shutdown, once the grace period is over.
+    pub fn close_streams(&self) {
+        self.inner.closing.cancel();
+    }
+
     /// Waits until every call finished so far is metered and its charge written.
     pub async fn flush(&self) {
         self.inner.meter.flush().await;
@@ -217,7 +250,21 @@ impl Gateway {
     }
 }
 
-/// `POST|GET|DELETE /{agent}/{version}/mcp`.
+/// Whether reading a body failed because it is larger than the limit.
+fn too_large(error: axum::Error) -> bool {
+    let inner = error.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// `POST|GET|DELETE /{agent}/{version}/mcp`: the key is checked and the call admitted
+/// before the body is read, so a request without a valid key gets 401 whatever it holds.
 async fn mcp(
     State(gw): State<Gateway>,
     Path((agent, version)): Path<(String, String)>,
@@ -227,20 +274,46 @@ async fn mcp(
 ) -> Response {
     let inner = &gw.inner;
     let route = call::Route { agent: &agent, version: &version, health: false };
-    let Ok(body) = axum::body::to_bytes(body, inner.config.max_request_bytes).await else {
-        return call::refuse(inner, GatewayError::TooLarge(inner.config.max_request_bytes), &[], None, &route);
+    let started = call::Started { at: Instant::now(), now_ms: now_ms() };
+    let endpoint = match method {
+        Method::POST => "mcp",
+        Method::GET => "session/stream",
+        _ => "session/delete",
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let mut admitted = match admit::admit(inner, authorization, &agent, &version, started.now_ms).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return call::refuse_unadmitted(inner, refused, &route, endpoint, started),
+    };
+    let body = match axum::body::to_bytes(body, inner.config.max_request_bytes).await {
+        Ok(body) => body,
+        Err(e) => {
+            let error = if too_large(e) {
+                GatewayError::TooLarge(inner.config.max_request_bytes)
+            } else {
+                GatewayError::InvalidRequest("the request body could not be read".into())
+            };
+            return call::refuse_admitted(inner, &mut admitted, error, (endpoint, endpoint, None), &route, started);
+        }
     };
     let asked = if method == Method::POST {
         match call::read_mcp(&body, &headers) {
             Ok(asked) => asked,
-            Err((e, id)) => return call::refuse(inner, e, &[], id.as_ref(), &route),
+            Err((e, id)) => {
+                return call::refuse_admitted(
+                    inner,
+                    &mut admitted,
+                    e,
+                    (endpoint, endpoint, id.as_ref()),
+                    &route,
+                    started,
+                );
+            }
         }
-    } else if method == Method::GET {
-        call::Asked::free("session/stream")
     } else {
-        call::Asked::free("session/delete")
+        call::Asked::free(endpoint)
     };
-    call::forward(inner, route, method, headers, body, asked).await
+    call::forward(inner, route, method, headers, body, asked, admitted, started).await
 }
 
 /// `GET /{agent}/{version}/health`: forwarded to the agent's `/health` (wakes cold starts),
@@ -250,17 +323,25 @@ async fn health(
     Path((agent, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let inner = &gw.inner;
     let route = call::Route { agent: &agent, version: &version, health: true };
-    call::forward(&gw.inner, route, Method::GET, headers, Bytes::new(), call::Asked::utility("health")).await
+    let started = call::Started { at: Instant::now(), now_ms: now_ms() };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let admitted = match admit::admit(inner, authorization, &agent, &version, started.now_ms).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return call::refuse_unadmitted(inner, refused, &route, "health", started),
+    };
+    let asked = call::Asked::utility("health");
+    call::forward(inner, route, Method::GET, headers, Bytes::new(), asked, admitted, started).await
 }
 
-/// RFC 9728 protected-resource metadata for an agent's MCP endpoint.
+/// RFC 9728 protected-resource metadata for an agent's MCP endpoint. It names no
+/// authorization server: keys are issued by the store, not by an OAuth flow.
 async fn resource_metadata(State(gw): State<Gateway>, Path((agent, version)): Path<(String, String)>) -> Response {
     let base = gw.inner.config.public_url.trim_end_matches('/').to_string();
-    match gw.inner.directory.target(&agent, &version).await {
+    let mut response = match gw.inner.directory.target(&agent, &version).await {
         Ok(Some(target)) => axum::Json(serde_json::json!({
             "resource": format!("{base}/{agent}/{version}/mcp"),
-            "authorization_servers": [base],
             "bearer_methods_supported": ["header"],
             "resource_name": target.agent.name,
             "resource_documentation": format!("{base}/api/v1/store/agents/{agent}"),
@@ -268,5 +349,8 @@ async fn resource_metadata(State(gw): State<Gateway>, Path((agent, version)): Pa
         .into_response(),
         Ok(None) => GatewayError::NotFound(format!("there is no agent version {agent}/{version}")).into_response(),
         Err(e) => e.into_response(),
-    }
+    };
+    let in_force = ratelimit::headers_in_force(gw.inner.config.rate_limits, now_ms());
+    error::add_headers(&mut response, &in_force);
+    response
 }

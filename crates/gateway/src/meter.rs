@@ -11,14 +11,17 @@ use crate::directory::{Caller, Target};
 use crate::writer::Writer;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tollgate_domain::Nanos;
 use tollgate_domain::money::mul_div_round_half_up;
 use tollgate_domain::pricing::{Pricing, Tokens};
-use tollgate_metering::{Output, OutputCounter, bill, call_failure, count_bytes, estimate, meter_body};
+use tollgate_metering::{
+    Output, OutputCounter, answers_in_text, batch_requests, bill, call_failure, count_bytes, count_tokens, estimate,
+    meter_body,
+};
 use tollgate_store::calls::{Charge, SettledCall, UsageRecord};
 
 /// How a call is priced, decided before it is forwarded.
@@ -35,6 +38,19 @@ impl Price {
     pub fn free() -> Price {
         Price::default()
     }
+
+    /// Whether a successful call at this price costs something.
+    pub fn charges(&self) -> bool {
+        self.fixed.0 > 0 || self.per_token.is_some()
+    }
+}
+
+/// One request of a 2025-03-26 batch: settled as a call of its own.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberCall {
+    pub method: String,
+    pub function: String,
+    pub price: Price,
 }
 
 /// A call in flight: everything settlement needs besides what the response delivered.
@@ -60,11 +76,13 @@ pub(crate) struct Metering {
     pub expects_answer: bool,
     /// Which stream the meter knows this call's handed-over frames by.
     pub stream: u64,
+    /// A batch's requests, in order (each settled on its own); empty for a single message.
+    pub members: Vec<MemberCall>,
 }
 
 enum Job {
-    /// Frames of a long stream, delivered so far.
-    Frames { stream: u64, frames: Vec<Bytes> },
+    /// Frames of a long stream, delivered so far (`batch`: its responses are collected).
+    Frames { stream: u64, frames: Vec<Bytes>, batch: bool },
     /// A finished call.
     Done { metering: Box<Metering>, observed: Observed, committed: Option<oneshot::Sender<()>> },
     /// Answer once every job sent before is settled and written.
@@ -131,12 +149,17 @@ pub(crate) struct Meter {
     threads: Arc<Vec<Arc<Mailbox>>>,
     streams: Arc<AtomicU64>,
     sync: bool,
+    /// Calls finished and not yet committed (the writer gives them back).
+    uncommitted: Arc<AtomicUsize>,
+    /// Past this many, a finishing call waits for its commit even with async durability,
+    /// so a crash can lose no more than about this many answered calls.
+    max_uncommitted: usize,
 }
 
 /// The longest function name or method stored on a usage record.
 const MAX_NAME: usize = 200;
 
-fn bounded(text: &str) -> String {
+pub(crate) fn bounded(text: &str) -> String {
     let mut end = text.len().min(MAX_NAME);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -159,7 +182,9 @@ impl Meter {
         writer: Writer,
         platform_fee_bps: i64,
         sync: bool,
+        max_uncommitted: usize,
     ) -> std::io::Result<Meter> {
+        let uncommitted = writer.uncommitted();
         let settler = Arc::new(Settler { credit, counters, writer, platform_fee_bps });
         let nap = if sync { Duration::ZERO } else { Duration::from_millis(1) };
         let mut mailboxes = Vec::new();
@@ -169,7 +194,13 @@ impl Meter {
             std::thread::Builder::new().name(format!("tollgate-meter-{i}")).spawn(move || settler.run(&inbox))?;
             mailboxes.push(mailbox);
         }
-        Ok(Meter { threads: Arc::new(mailboxes), streams: Arc::new(AtomicU64::new(0)), sync })
+        Ok(Meter {
+            threads: Arc::new(mailboxes),
+            streams: Arc::new(AtomicU64::new(0)),
+            sync,
+            uncommitted,
+            max_uncommitted,
+        })
     }
 
     /// Whether each call's end waits for its charge to be committed.
@@ -188,13 +219,16 @@ impl Meter {
 
     /// Hands a long stream's delivered frames over before its end.
     pub fn hand_over(&self, metering: &Metering, frames: Vec<Bytes>) {
-        self.send(metering.stream, Job::Frames { stream: metering.stream, frames });
+        let batch = !metering.members.is_empty();
+        self.send(metering.stream, Job::Frames { stream: metering.stream, frames, batch });
     }
 
-    /// A call is over: settle it. With sync durability, the returned receiver answers once
-    /// its charge is committed.
+    /// A call is over: settle it. With sync durability — or when more calls than allowed
+    /// are finished and not yet committed — the returned receiver answers once its charge is
+    /// committed (and the response's end waits for it).
     pub fn finish(&self, metering: Metering, observed: Observed) -> Option<oneshot::Receiver<()>> {
-        let (committed, wait) = if self.sync {
+        let behind = self.uncommitted.fetch_add(1, Ordering::AcqRel) >= self.max_uncommitted;
+        let (committed, wait) = if self.sync || behind {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -233,19 +267,141 @@ impl Settler {
 
     fn handle(&self, job: Job, streams: &mut HashMap<u64, OutputCounter>) {
         match job {
-            Job::Frames { stream, frames } => {
-                let counter = streams.entry(stream).or_default();
+            Job::Frames { stream, frames, batch } => {
+                let counter = streams
+                    .entry(stream)
+                    .or_insert_with(|| if batch { OutputCounter::with_answers() } else { OutputCounter::default() });
                 for frame in &frames {
                     counter.feed(frame);
                 }
             }
-            Job::Done { metering, observed, committed } => {
+            Job::Done { metering, observed, mut committed } => {
                 let counter = streams.remove(&metering.stream);
-                let settled = self.settle(*metering, observed, counter);
-                self.writer.submit(settled, committed);
+                let settled = if metering.members.is_empty() {
+                    vec![self.settle(*metering, observed, counter)]
+                } else {
+                    self.settle_batch(*metering, observed, counter)
+                };
+                let count = settled.len();
+                // The writer commits in order: the last call's commit covers the others.
+                for (i, call) in settled.into_iter().enumerate() {
+                    let last = i + 1 == count;
+                    self.writer.send_call(call, if last { committed.take() } else { None }, last);
+                }
             }
             Job::Flush(done) => self.writer.flush_then(done),
         }
+    }
+
+    /// Meters and bills a batch member by member: each request is priced by its own
+    /// function, billed for its own text and its own answer (matched by id), and fails on
+    /// its own — unless the whole response failed (unreachable, HTTP status ≥ 400, broken
+    /// stream…), which fails every member. One usage record per request, ids
+    /// `{request id}.{n}`. Free calls are not used in batches.
+    fn settle_batch(&self, m: Metering, observed: Observed, counter: Option<OutputCounter>) -> Vec<SettledCall> {
+        let answers = if m.sse {
+            let mut counter = counter.unwrap_or_else(OutputCounter::with_answers);
+            for frame in &observed.frames {
+                counter.feed(frame);
+            }
+            counter.finish_with_answers().1
+        } else {
+            answers_in_text(&String::from_utf8_lossy(&observed.frames.concat()))
+        };
+        let whole = m
+            .error_code
+            .or(observed.failed)
+            .or(if m.http_status >= 400 { Some(tollgate_metering::Failure::HttpStatus.code()) } else { None })
+            .or(if observed.disconnected && observed.bytes == 0 { Some("client_disconnected") } else { None });
+        let requests = batch_requests(&m.request_body);
+        let mut used = vec![false; answers.len()];
+        let mut settled: Vec<(UsageRecord, bool)> = Vec::with_capacity(m.members.len());
+        let mut total = Nanos::ZERO;
+        let mut tokens_billed = Tokens::default();
+        let key = &m.caller.key.key;
+        let latency_ms = i64::try_from(m.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        for (i, member) in m.members.iter().enumerate() {
+            let request = requests.get(i);
+            let answer = request.and_then(|(id, _)| {
+                let found = answers.iter().enumerate().position(|(j, a)| !used[j] && &a.id == id)?;
+                used[found] = true;
+                Some(&answers[found])
+            });
+            let counted = Tokens {
+                input: request.map_or(0, |(_, text)| count_tokens(text)),
+                output: answer.map_or(0, |a| a.tokens),
+                cache: 0,
+            };
+            let error_code = whole.or(answer.and_then(|a| a.failure).map(|f| f.code())).or(if answer.is_none() {
+                Some("agent_no_answer")
+            } else {
+                None
+            });
+            let reported = answer.and_then(|a| a.reported).map(|r| r.resolve(counted));
+            let token_pricing = member.price.per_token.clone().unwrap_or(Pricing::PerRequest { price: Nanos::ZERO });
+            let billed = bill(reported, counted, &token_pricing, Nanos::ZERO, false, false, true);
+            let cost = if error_code.is_some() {
+                Nanos::ZERO
+            } else {
+                let per_token = if member.price.per_token.is_some() { billed.cost } else { Nanos::ZERO };
+                member.price.fixed.checked_add(per_token).unwrap_or(member.price.fixed)
+            };
+            total = total.checked_add(cost).unwrap_or(total);
+            tokens_billed = Tokens {
+                input: tokens_billed.input.saturating_add(billed.tokens_billed.input),
+                output: tokens_billed.output.saturating_add(billed.tokens_billed.output),
+                cache: tokens_billed.cache.saturating_add(billed.tokens_billed.cache),
+            };
+            let record = UsageRecord {
+                id: format!("{}.{}", m.request_id, i + 1),
+                created_at: m.created_at,
+                org_id: key.org_id.clone(),
+                user_id: key.user_id.clone(),
+                key_id: key.id.clone(),
+                installation_id: key.installation_id.clone(),
+                agent_id: m.target.agent.id.clone(),
+                version: m.target.version.version.clone(),
+                function_name: bounded(&member.function),
+                method: bounded(&member.method),
+                input_tokens: billed.tokens_billed.input,
+                output_tokens: billed.tokens_billed.output,
+                cache_tokens: billed.tokens_billed.cache,
+                counted_input_tokens: counted.input,
+                counted_output_tokens: counted.output,
+                latency_ms,
+                http_status: i64::from(m.http_status),
+                error_code: error_code.map(str::to_string),
+                cost,
+                fee: platform_fee(cost, self.platform_fee_bps),
+                free_tier: false,
+                divergent: billed.divergent,
+                parent_task_id: None,
+            };
+            settled.push((record, error_code.is_none()));
+        }
+        // The batch's draw on the lease is shared out over its charged members in order.
+        let draw = self.credit.settle(m.reservation, total);
+        self.counters.settle(m.taken, tokens_billed, false);
+        let (lease_id, mut drawable) = match draw {
+            Some(d) => (Some(d.lease_id), d.amount.0),
+            None => (None, 0),
+        };
+        settled
+            .into_iter()
+            .map(|(record, _)| {
+                let charge = (record.cost.0 > 0).then(|| {
+                    let share = record.cost.0.min(drawable);
+                    drawable -= share;
+                    Charge {
+                        org_account: m.caller.org_account.clone(),
+                        lease: lease_id.clone().filter(|_| share > 0).map(|id| (id, Nanos(share))),
+                        publisher_account: m.target.publisher_account.clone(),
+                        platform_account: m.platform_account.clone(),
+                    }
+                });
+                SettledCall { record, charge }
+            })
+            .collect()
     }
 
     /// Meters and bills one finished call, and gives back its hold and counters.

@@ -3,11 +3,14 @@
 //! writer waits `window` for more (by default a few milliseconds: a commit rewrites the same
 //! hot pages whether it holds ten calls or a thousand), then commits everything queued;
 //! whatever arrives during a commit goes into the next batch. With a zero window (sync
-//! durability, where a response waits for its commit) nothing is delayed on purpose.
+//! durability, where a response waits for its commit) nothing is delayed on purpose. The
+//! usage records of calls refused once their key was known go the same way.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tollgate_store::calls::SettledCall;
+use tollgate_store::calls::{SettledCall, UsageRecord};
 use tollgate_store::{Store, StoreError};
 
 /// The most calls written in one transaction.
@@ -17,6 +20,9 @@ pub(crate) const MAX_BATCH: usize = 2048;
 #[derive(Clone)]
 pub struct Writer {
     inbox: mpsc::UnboundedSender<Write>,
+    /// Calls the gateway finished and the writer has not committed yet (counted by the
+    /// meter, given back here once committed).
+    uncommitted: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -24,14 +30,34 @@ impl Writer {
     /// within a Tokio runtime).
     pub fn start(store: Store, window: Duration) -> Writer {
         let (inbox, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx, window));
-        Writer { inbox }
+        let uncommitted = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(store, rx, window, uncommitted.clone()));
+        Writer { inbox, uncommitted }
     }
 
     /// Queues a settled call; `committed` is answered once its batch is committed.
     pub fn submit(&self, call: SettledCall, committed: Option<oneshot::Sender<()>>) {
-        if self.inbox.send(Write::Call(Box::new(call), committed)).is_err() {
+        self.send_call(call, committed, false);
+    }
+
+    /// Queues a settled call; `ends` when it is the last (or only) settled call of a call
+    /// the meter counted in [`Writer::uncommitted`].
+    pub(crate) fn send_call(&self, call: SettledCall, committed: Option<oneshot::Sender<()>>, ends: bool) {
+        if self.inbox.send(Write::Call(Box::new(call), committed, ends)).is_err() {
             tracing::error!("the writer has stopped; a settled call was not written");
+        }
+    }
+
+    /// The count of calls finished and not yet committed.
+    pub(crate) fn uncommitted(&self) -> Arc<AtomicUsize> {
+        self.uncommitted.clone()
+    }
+
+    /// Queues the usage record of a call refused once its key was known (free; written in
+    /// the next batch, never waited for).
+    pub(crate) fn refused(&self, record: UsageRecord) {
+        if self.inbox.send(Write::Refused(Box::new(record))).is_err() {
+            tracing::error!("the writer has stopped; a refused call was not recorded");
         }
     }
 
@@ -51,18 +77,22 @@ impl Writer {
 
 /// What the writer is sent.
 enum Write {
-    /// A settled call, and who to tell once it is committed (`sync` durability).
-    Call(Box<SettledCall>, Option<oneshot::Sender<()>>),
+    /// A settled call, who to tell once it is committed (`sync` durability), and whether it
+    /// ends a call counted as uncommitted.
+    Call(Box<SettledCall>, Option<oneshot::Sender<()>>, bool),
+    /// A refused call's usage record.
+    Refused(Box<UsageRecord>),
     /// Answer once everything sent before is committed.
     Flush(oneshot::Sender<()>),
 }
 
 /// Runs the writer until every sender is gone.
-async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration) {
-    let mut batch: Vec<SettledCall> = Vec::new();
+async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration, uncommitted: Arc<AtomicUsize>) {
+    let mut batch = Batch::default();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut ending = 0;
     while let Some(first) = inbox.recv().await {
-        if !window.is_zero() && matches!(first, Write::Call(..)) {
+        if !window.is_zero() && matches!(first, Write::Call(..) | Write::Refused(_)) {
             // Sleeping (rather than waiting on the inbox) also spares every call's sender
             // from waking this task.
             tokio::time::sleep(window).await;
@@ -70,17 +100,20 @@ async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Du
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
-                Write::Call(call, done) => {
-                    batch.push(*call);
+                Write::Call(call, done, ends) => {
+                    batch.calls.push(*call);
                     waiting.extend(done);
+                    ending += usize::from(ends);
                 }
+                Write::Refused(record) => batch.refused.push(*record),
                 Write::Flush(done) => waiting.push(done),
             }
-            if batch.len() < MAX_BATCH {
+            if batch.calls.len() + batch.refused.len() < MAX_BATCH {
                 next = inbox.try_recv().ok();
             }
         }
         commit(&store, &mut batch).await;
+        uncommitted.fetch_sub(std::mem::take(&mut ending), Ordering::AcqRel);
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
@@ -96,39 +129,54 @@ fn transient(e: &StoreError) -> bool {
     }
 }
 
+/// What one commit writes.
+#[derive(Default)]
+struct Batch {
+    calls: Vec<SettledCall>,
+    refused: Vec<UsageRecord>,
+}
+
 /// Writes `batch` (and empties it). While the database is unreachable the batch is retried
 /// with a growing pause, for as long as it takes: calls are never dropped for an outage.
 /// A batch the database refuses is written call by call, so one bad record cannot hold back
 /// the others. Batches are idempotent (records are written once, by id), so a retry never
 /// charges twice.
-async fn commit(store: &Store, batch: &mut Vec<SettledCall>) {
-    if batch.is_empty() {
+async fn commit(store: &Store, batch: &mut Batch) {
+    if batch.calls.is_empty() && batch.refused.is_empty() {
         return;
     }
-    match write(store, batch).await {
+    match write(store, &batch.calls, &batch.refused).await {
         Ok(()) => {}
         Err(e) => {
-            tracing::warn!(error = %e, calls = batch.len(), "the database refused a batch of settled calls; writing them one by one");
-            for call in batch.iter() {
-                if let Err(e) = write(store, std::slice::from_ref(call)).await {
+            let count = batch.calls.len() + batch.refused.len();
+            tracing::warn!(error = %e, calls = count, "the database refused a batch of settled calls; writing them one by one");
+            for call in &batch.calls {
+                if let Err(e) = write(store, std::slice::from_ref(call), &[]).await {
                     // Logged without content: the record's id and the error only. The call
                     // stays uncharged rather than risking a double charge.
                     tracing::error!(error = %e, request.id = %call.record.id, "a settled call could not be written");
                 }
             }
+            for record in &batch.refused {
+                if let Err(e) = write(store, &[], std::slice::from_ref(record)).await {
+                    tracing::error!(error = %e, request.id = %record.id, "a refused call could not be recorded");
+                }
+            }
         }
     }
-    batch.clear();
+    batch.calls.clear();
+    batch.refused.clear();
 }
 
-/// Writes calls, retrying for as long as the database is unreachable.
-async fn write(store: &Store, calls: &[SettledCall]) -> Result<(), StoreError> {
+/// Writes calls and refusals, retrying for as long as the database is unreachable.
+async fn write(store: &Store, calls: &[SettledCall], refused: &[UsageRecord]) -> Result<(), StoreError> {
     let mut delay = Duration::from_millis(10);
     loop {
-        match store.settle_calls(calls).await {
+        match store.settle_calls_and_refusals(calls, refused).await {
             Ok(settled) => {
                 tracing::debug!(
                     calls = calls.len(),
+                    refused = refused.len(),
                     records = settled.records,
                     transfers = settled.transfers,
                     "batch settled"

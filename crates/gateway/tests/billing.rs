@@ -294,3 +294,122 @@ async fn usage_records_hold_the_call_metadata_and_their_transfer() {
     let note = world.record(&note).await;
     assert_eq!((note.method.as_str(), note.cost.0), ("notifications/initialized", 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_durability_holds_the_last_frame_until_the_charge_is_committed() {
+    use std::time::{Duration, Instant};
+    let world = World::with(|c| c.durability = tollgate_gateway::Durability::Sync).await;
+    // A JSON answer in two frames; the upstream ends the body well after the second.
+    let handler = || async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let _ = tx.send(bytes::Bytes::from_static(b"{\"jsonrpc\": \"2.0\", \"id\": 1, ")).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(bytes::Bytes::from_static(b"\"result\": {\"content\": []}}")).await;
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        });
+        axum::response::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::new(common::ChannelBody(rx)))
+            .unwrap()
+    };
+    let upstream = common::serve(axum::Router::new().route("/mcp", axum::routing::post(handler))).await;
+    let publisher = world.person("p@example.com").await;
+    let consumer = world.person("c@example.com").await;
+    let functions = json!([{"name": "work", "pricing": {"model": "per_request", "price": "0.01"}, "free_calls": 0, "free_reset": "lifetime"}]);
+    let (_, _, key) = world.listed(&publisher, &consumer, "durable", &format!("{upstream}/mcp"), "0", functions).await;
+
+    let started = Instant::now();
+    let mut response = world
+        .http
+        .post(format!("{}/durable/1.0.0/mcp", world.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(tool_call(1, "work", json!({})))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let mut text = String::new();
+    let mut first_at = None;
+    while serde_json::from_str::<Value>(&text).is_err() {
+        let chunk = response.chunk().await.unwrap().expect("the answer completes");
+        first_at.get_or_insert(started.elapsed());
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The moment the answer is complete in the client's hands, its charge is committed.
+    let (record, transfer) = world.store.usage_record(&id).await.unwrap().expect("committed before the last frame");
+    assert_eq!((record.cost.0, transfer.is_some()), (10_000_000, true));
+    assert!(started.elapsed() >= Duration::from_millis(800), "the last frame waited for the upstream's end");
+    assert!(first_at.unwrap() < Duration::from_millis(700), "earlier frames were not held back: {first_at:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_members_are_settled_each_at_their_own_price() {
+    let world = World::new().await;
+    let members = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"work"}}"#,
+        r#"{"jsonrpc":"2.0","id":"three","method":"tools/call","params":{"name":"fail"}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"tokens","arguments":{"text":"count me"}}}"#,
+    ];
+    let batch = format!("[{}]", members.join(","));
+    let answers = [
+        r#"{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"four words of output"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+        r#"{"jsonrpc":"2.0","id":"three","error":{"code":-32603,"message":"broke"}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#,
+    ];
+    let reply_text = format!("[{}]", answers.join(","));
+    let reply_for_upstream = reply_text.clone();
+    let (upstream, _) = inspector(move |_| (200, "application/json", reply_for_upstream.clone())).await;
+    let publisher = world.person("p@example.com").await;
+    let consumer = world.person("c@example.com").await;
+    let mut functions = per_token("tokens");
+    functions.as_array_mut().unwrap().extend([
+        json!({"name": "work", "pricing": {"model": "per_request", "price": "0.001"}, "free_calls": 0, "free_reset": "lifetime"}),
+        json!({"name": "fail", "pricing": {"model": "per_request", "price": "0.005"}, "free_calls": 0, "free_reset": "lifetime"}),
+    ]);
+    let (_, _, key) =
+        world.listed(&publisher, &consumer, "batched", &format!("{upstream}/mcp"), "0.0001", functions).await;
+    let before = world.balance(&consumer).await;
+
+    let reply = world.mcp(Some(&key), "batched/1.0.0", &batch, &[("mcp-protocol-version", "2025-03-26")]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.text, reply_text, "the agent's answer passes unchanged");
+    world.gateway.flush().await;
+    let id = reply.header("x-request-id").unwrap();
+    let record = |n: usize| {
+        let (store, id) = (&world.store, format!("{id}.{n}"));
+        async move { store.usage_record(&id).await.unwrap().unwrap_or_else(|| panic!("member {n} is recorded")).0 }
+    };
+    let (list, work, fail, tokens) = (record(1).await, record(2).await, record(3).await, record(4).await);
+    assert!(world.store.usage_record(&format!("{id}.5")).await.unwrap().is_none(), "one record per request");
+    assert_eq!((list.method.as_str(), list.cost.0), ("tools/list", 100_000), "the base fee");
+    assert_eq!((work.function_name.as_str(), work.cost.0), ("work", 1_000_000), "its own price");
+    assert_eq!(
+        (fail.function_name.as_str(), fail.error_code.as_deref(), fail.cost.0),
+        ("fail", Some("agent_rpc_error"), 0),
+        "a failed member is free, and the others are not"
+    );
+    let (input, output) = (cl100k(members[4]), cl100k(answers[0]));
+    assert_eq!((tokens.counted_input_tokens, tokens.counted_output_tokens), (input, output), "its own text and answer");
+    assert_eq!(tokens.cost.0, input * 2_000 + output * 4_000);
+    let total = 100_000 + 1_000_000 + tokens.cost.0;
+    assert_eq!(before - world.balance(&consumer).await, total);
+    let audit = world.store.settlement_audit().await.unwrap();
+    assert_eq!((audit.mismatched, audit.orphans), (0, 0), "{audit:?}");
+    world.assert_ledger_balances().await;
+
+    // A batch the agent fails as a whole (HTTP 500) costs nothing at all.
+    let (broken, _) = inspector(|_| (500, "application/json", "{\"detail\": \"down\"}".to_string())).await;
+    world.version(&publisher, "batched", "1.0.1", &format!("{broken}/mcp"), "0.0001", per_token("tokens")).await;
+    let before = world.balance(&consumer).await;
+    let reply = world.mcp(Some(&key), "batched/1.0.1", &batch, &[("mcp-protocol-version", "2025-03-26")]).await;
+    assert_eq!(reply.status, 500);
+    world.gateway.flush().await;
+    let first = world.store.usage_record(&format!("{}.1", reply.header("x-request-id").unwrap())).await.unwrap();
+    assert_eq!(first.unwrap().0.error_code.as_deref(), Some("agent_http_error"));
+    assert_eq!(world.balance(&consumer).await, before);
+}

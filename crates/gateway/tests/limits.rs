@@ -52,6 +52,11 @@ async fn parallel_calls_never_spend_more_than_the_balance() {
     );
     assert_eq!(world.balance(&consumer).await, 0);
     world.assert_ledger_balances().await;
+    let record = world.record(refused[0]).await;
+    assert_eq!(
+        (record.http_status, record.error_code.as_deref(), record.cost.0),
+        (402, Some("insufficient_credits"), 0)
+    );
 
     // The lease this replica took is released at shutdown; nothing stays pending.
     world.gateway.shutdown().await;
@@ -113,6 +118,7 @@ async fn an_org_budget_stops_spending_for_the_month() {
         "Retry-After runs to the first of next month ({retry} vs {until_next_month})"
     );
     assert_eq!(100_000_000_000 - world.balance(&consumer).await, 5 * PER_CALL_NANOS);
+    assert_eq!(world.record(&refused).await.error_code.as_deref(), Some("budget_reached"), "the refusal is on record");
 
     // Raising the budget lets calls through again at once.
     world.api(Method::PUT, "/api/v1/billing/budget", Some(json!({"monthly_limit": "1.00"})), &consumer.token).await;
@@ -159,7 +165,11 @@ async fn per_key_daily_limits_count_requests_and_tokens() {
     let now = tollgate_domain::time::now_ms();
     let until_midnight = (tollgate_domain::time::next_utc_midnight(now) - now) / 1000;
     assert!((retry - until_midnight).abs() <= 2, "Retry-After runs to 00:00 UTC ({retry} vs {until_midnight})");
-    assert!(refused.header("x-ratelimit-limit-requests-minute").is_none(), "no rate limit is configured here");
+    assert_eq!(
+        refused.header("x-ratelimit-limit-requests-minute").as_deref(),
+        Some("9223372036854775807"),
+        "no rate limit is configured here: unlimited windows say so"
+    );
 
     // A second key of the same installation has limits of its own: output tokens.
     let (status, second) = world
@@ -286,8 +296,22 @@ async fn malformed_requests_are_refused_before_anything_is_charged() {
     .to_string();
     let r = world.mcp(Some(&key), "work/1.0.0", &batch, &[("mcp-protocol-version", "2025-03-26")]).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(before - world.balance(&consumer).await, 100_000 + PER_CALL_NANOS, "base fee + the tool's price");
-    assert_eq!(world.record(&r).await.method, "batch");
+    // This agent answers id 1 only: the tools/list is charged its base fee, the unanswered
+    // tool call nothing.
+    assert_eq!(before - world.balance(&consumer).await, 100_000, "only the answered member is charged");
+    let id = r.header("x-request-id").unwrap();
+    let (listed, _) = world.store.usage_record(&format!("{id}.1")).await.unwrap().unwrap();
+    let (unanswered, _) = world.store.usage_record(&format!("{id}.2")).await.unwrap().unwrap();
+    assert_eq!((listed.method.as_str(), listed.cost.0), ("tools/list", 100_000));
+    assert_eq!((unanswered.error_code.as_deref(), unanswered.cost.0), (Some("agent_no_answer"), 0));
+    // Each refusal above is on the org's usage (free, with its status and code).
+    world.gateway.flush().await;
+    let (status, audit) = world.api(Method::GET, "/api/v1/usage/audit?status=error", None, &consumer.token).await;
+    assert_eq!(status, 200, "{audit}");
+    let text = audit.to_string();
+    for code in ["body_too_large", "parse_error", "invalid_request"] {
+        assert!(text.contains(code), "{code} in the audit log: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,4 +374,52 @@ async fn health_checks_reach_the_agent_and_cost_the_base_fee() {
     // The legacy session stream and session end need a key too.
     let get = world.http.get(format!("{}/echo/1.0.0/mcp", world.base)).send().await.unwrap();
     assert_eq!(get.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orgs_own_rate_limits_apply_to_the_next_gateway_call() {
+    let world = World::with(|c| c.rate_limits = [100, 1000, 10_000]).await;
+    let (upstream, _) = inspector(ok_answer).await;
+    let publisher = world.person("p@example.com").await;
+    let consumer = world.person("c@example.com").await;
+    let (_, _, key) =
+        world.listed(&publisher, &consumer, "work", &format!("{upstream}/mcp"), "0", priced("work")).await;
+    let path = format!("/api/v1/orgs/{}/rate-limits", consumer.org_id);
+    let (status, shown) = world.api(Method::GET, &path, None, &consumer.token).await;
+    assert_eq!((status, shown), (200, json!({"minute": null, "hour": null, "day": null})), "operator defaults");
+    let first = world.mcp(Some(&key), "work/1.0.0", &tool_call(1, "work", json!({})), &[]).await;
+    assert_eq!(first.header("x-ratelimit-limit-requests-minute").as_deref(), Some("100"));
+
+    // Bad input changes nothing.
+    for bad in
+        [json!({"minute": -1}), json!({"hour": 1_000_000_001_i64}), json!({"minute": "ten"}), json!({"weekly": 5})]
+    {
+        let (status, body) = world.api(Method::PUT, &path, Some(bad.clone()), &consumer.token).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    let outsider = world.person("o@example.com").await;
+    let (status, _) = world.api(Method::PUT, &path, Some(json!({"minute": 1000})), &outsider.token).await;
+    assert_eq!(status, 404, "another org's limits are not there for outsiders");
+    assert_eq!(world.api(Method::GET, &path, None, &consumer.token).await.1["minute"], json!(null));
+
+    let (status, set) =
+        world.api(Method::PUT, &path, Some(json!({"minute": 2, "hour": null, "day": 0})), &consumer.token).await;
+    assert_eq!((status, set.clone()), (200, json!({"minute": 2, "hour": null, "day": 0})));
+    assert_eq!(world.api(Method::GET, &path, None, &consumer.token).await.1, set);
+    let second = world.mcp(Some(&key), "work/1.0.0", &tool_call(2, "work", json!({})), &[]).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-ratelimit-limit-requests-minute").as_deref(), Some("2"), "the org's own limit");
+    assert_eq!(second.header("x-ratelimit-limit-requests-hour").as_deref(), Some("1000"), "null: the default");
+    assert_eq!(second.header("x-ratelimit-limit-requests-day").as_deref(), Some("9223372036854775807"), "0: unlimited");
+    // The first call (under the default) counts in the same minute: the third is over 2.
+    let third = world.mcp(Some(&key), "work/1.0.0", &tool_call(3, "work", json!({})), &[]).await;
+    if third.header("x-ratelimit-reset-requests-minute").as_deref() != Some("60s") {
+        assert_eq!(third.status, 429, "{}", third.text);
+    }
+
+    let (status, _) = world.api(Method::PUT, &path, Some(json!({"minute": 0})), &consumer.token).await;
+    assert_eq!(status, 200);
+    let unlimited = world.mcp(Some(&key), "work/1.0.0", &tool_call(4, "work", json!({})), &[]).await;
+    assert_eq!(unlimited.status, 200, "{}", unlimited.text);
+    assert_eq!(unlimited.header("x-ratelimit-limit-requests-minute").as_deref(), Some("9223372036854775807"));
 }

@@ -100,7 +100,9 @@ async fn zero_means_unlimited(l: &dyn RateLimiter) {
     assert_eq!(drain(l, &s, [0, 0, 0], T, 500).await, 500);
     let d = consume(l, &s, [0, 0, 0], T).await;
     assert!(d.windows.iter().all(|w| w.is_unlimited()));
-    assert!(headers(&d).is_empty(), "no window to report");
+    let shown = headers(&d);
+    assert_eq!(shown.len(), 9, "each window is reported, unlimited ones too");
+    assert!(shown.iter().filter(|(k, _)| k.starts_with("X-RateLimit-Limit")).all(|(_, v)| v == "9223372036854775807"));
 
     let s = subject("day-only");
     assert_eq!(drain(l, &s, [0, 0, 3], T, 10).await, 3);

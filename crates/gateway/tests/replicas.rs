@@ -105,6 +105,13 @@ async fn a_revocation_on_one_replica_is_refused_on_the_other_within_a_second() {
     assert_eq!(status, 201);
     let second = second["key"].as_str().unwrap().to_string();
     assert_eq!(call(&world, &other, &second, "work/1.0.0", 3).await, 200);
+    // An org's own rate limit, set through this replica, holds on the other within a second.
+    let path = format!("/api/v1/orgs/{}/rate-limits", consumer.org_id);
+    let (status, _) = world.api(Method::PUT, &path, Some(json!({"minute": 1})), &consumer.token).await;
+    assert_eq!(status, 200);
+    let limited =
+        eventually(Duration::from_secs(1), async || call(&world, &other, &second, "work/1.0.0", 5).await == 429).await;
+    assert!(limited.is_some(), "the org's new rate limit did not reach the other replica within a second");
     world
         .api(Method::PATCH, "/api/v1/agents/work/versions/1.0.0", Some(json!({"status": "retired"})), &publisher.token)
         .await;

@@ -27,6 +27,13 @@ fn progress(i: usize) -> serde_json::Value {
     json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": i, "message": format!("step {i} of the work")}})
 }
 
+/// The JSON data of the last event in an SSE text.
+fn last_event(text: &str) -> serde_json::Value {
+    let event = text.trim_end().rsplit("\n\n").next().unwrap_or("");
+    let data: String = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    serde_json::from_str(&data).unwrap_or(serde_json::Value::Null)
+}
+
 /// Opens a streaming call and returns the response to read incrementally.
 async fn open(world: &World, key: &str, agent: &str, body: &str) -> reqwest::Response {
     world
@@ -107,8 +114,11 @@ async fn a_stream_cut_at_the_event_cap_is_billed_for_what_was_delivered() {
     let request = tool_call(1, "stream", json!({"topic": "caps"}));
     let reply = world.mcp(Some(&key), "streamer/1.0.0", &request, &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.text.matches("\n\n").count(), 5, "exactly five events, then the cut: {}", reply.text);
+    assert_eq!(reply.text.matches("\n\n").count(), 6, "five events, then the gateway's own: {}", reply.text);
     assert!(reply.text.contains("step 4") && !reply.text.contains("step 5"));
+    let last = last_event(&reply.text);
+    assert_eq!((last["id"].as_i64(), last["error"]["code"].as_i64()), (Some(1), Some(-32000)), "{last}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("limit"), "{last}");
 
     let record = world.record(&reply).await;
     let output: i64 = (0..5).map(|i| cl100k(&progress(i).to_string())).sum();
@@ -142,9 +152,14 @@ async fn a_stream_cut_at_the_byte_cap_ends_mid_event() {
     let (_, _, key) =
         world.listed(&publisher, &consumer, "streamer", &format!("{upstream}/mcp"), "0", per_token()).await;
     let reply = world.mcp(Some(&key), "streamer/1.0.0", &tool_call(1, "stream", json!({})), &[]).await;
-    assert_eq!(reply.text.len(), 1000, "the client gets exactly the cap");
+    let (upstream_bytes, gateway_event) = reply.text.split_at(1000);
+    assert!(
+        gateway_event.starts_with("\n\nevent: message\ndata: "),
+        "the client gets exactly the cap, the cut event closed, then the gateway's error: {gateway_event:?}"
+    );
+    assert_eq!(last_event(&reply.text)["error"]["code"], -32000);
     let record = world.record(&reply).await;
-    let whole_events = reply.text.matches("\n\n").count();
+    let whole_events = upstream_bytes.matches("\n\n").count();
     let output: i64 = (0..whole_events).map(|i| cl100k(&progress(i).to_string())).sum();
     assert_eq!(record.counted_output_tokens, output, "only the events delivered whole are counted");
 }
@@ -241,6 +256,9 @@ async fn broken_and_silent_upstream_streams_are_failed_calls() {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.contains("partial"), "what arrived before the break is delivered: {text}");
+    let last = last_event(&text);
+    assert_eq!((last["id"].as_i64(), last["error"]["code"].as_i64()), (Some(1), Some(-32000)), "{text}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("broke off"), "{text}");
     world.gateway.flush().await;
     let (record, _) = world.store.usage_record(&request_id).await.unwrap().unwrap();
     assert_eq!(record.error_code.as_deref(), Some("upstream_stream_error"));
@@ -256,6 +274,9 @@ async fn broken_and_silent_upstream_streams_are_failed_calls() {
     let silent_reply = world.mcp(Some(&silent_key), "silent/1.0.0", &tool_call(1, "stream", json!({})), &[]).await;
     assert!(started.elapsed() < Duration::from_secs(2), "the idle timeout ends a silent stream");
     assert!(silent_reply.text.contains("step 1"));
+    let last = last_event(&silent_reply.text);
+    assert_eq!(last["error"]["code"], -32000, "{}", silent_reply.text);
+    assert!(last["error"]["message"].as_str().unwrap().contains("silent"), "{}", silent_reply.text);
     let record = world.record(&silent_reply).await;
     assert_eq!(record.error_code.as_deref(), Some("upstream_idle_timeout"));
     assert_eq!(record.cost.0, 0);

@@ -16,6 +16,7 @@
 //! sides' counts → [`call_failure`] with the HTTP status → [`bill`] with
 //! `reported.map(|r| r.resolve(counted))`.
 
+mod batch;
 mod bill;
 mod cl100k;
 mod report;
@@ -23,6 +24,7 @@ mod rpc;
 mod sse;
 mod tokens;
 
+pub use batch::{Answer, answers_in_text, batch_requests};
 pub use bill::{Bill, bill, diverges};
 pub use report::{Failure, ReportedUsage, answers_in, call_failure, failure_in, usage_in};
 pub use rpc::{Call, INVALID_REQUEST, Message, PARSE_ERROR, RpcError, function_of, is_utility, parse_request};

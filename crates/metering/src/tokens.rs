@@ -2,6 +2,7 @@
 //! module). Counting is CPU work, a few microseconds per kilobyte: run it off the async
 //! workers.
 
+use super::batch::{Answer, answers_in_text};
 use super::cl100k::Cl100k;
 use super::report::{Failure, ReportedUsage, answers_in, failure_in, json_of, usage_in};
 use super::sse::SseParser;
@@ -70,6 +71,8 @@ pub struct Output {
 pub struct OutputCounter {
     parser: SseParser,
     output: Output,
+    /// The JSON-RPC responses delivered, when collected (batches are billed by member).
+    answers: Option<Vec<Answer>>,
 }
 
 impl OutputCounter {
@@ -78,9 +81,18 @@ impl OutputCounter {
         OutputCounter::default()
     }
 
+    /// A counter that also collects each JSON-RPC response delivered
+    /// ([`OutputCounter::finish_with_answers`]).
+    pub fn with_answers() -> OutputCounter {
+        OutputCounter { answers: Some(Vec::new()), ..OutputCounter::default() }
+    }
+
     /// Feeds the next bytes delivered to the client.
     pub fn feed(&mut self, chunk: &[u8]) {
         for event in self.parser.feed(chunk) {
+            if let Some(answers) = &mut self.answers {
+                answers.extend(answers_in_text(&event.data));
+            }
             let out = &mut self.output;
             out.tokens = out.tokens.saturating_add(count_tokens(&event.data));
             out.events += 1;
@@ -102,6 +114,12 @@ impl OutputCounter {
     /// Ends metering; an event not ended by a blank line is not counted.
     pub fn finish(self) -> Output {
         self.output
+    }
+
+    /// Ends metering, with the responses collected (none unless made
+    /// [`OutputCounter::with_answers`]).
+    pub fn finish_with_answers(self) -> (Output, Vec<Answer>) {
+        (self.output, self.answers.unwrap_or_default())
     }
 }
 

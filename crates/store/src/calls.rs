@@ -87,6 +87,11 @@ const RECORD_COLUMNS: &str = "id, request_id, created_at, org_id, user_id, key_i
     function_name, method, input_tokens, output_tokens, cache_tokens, counted_input_tokens, counted_output_tokens, \
     latency_ms, http_status, error_code, cost, fee, free_tier, divergent, parent_task_id, transfer_id";
 const RECORD_ARITY: usize = 25;
+/// [`RECORD_COLUMNS`] as inserted: with whether the call was refused.
+const INSERT_COLUMNS: &str = "id, request_id, created_at, org_id, user_id, key_id, installation_id, agent_id, version, \
+    function_name, method, input_tokens, output_tokens, cache_tokens, counted_input_tokens, counted_output_tokens, \
+    latency_ms, http_status, error_code, cost, fee, free_tier, divergent, parent_task_id, transfer_id, refused";
+const INSERT_ARITY: usize = RECORD_ARITY + 1;
 const TRANSFER_COLUMNS: &str =
     "id, idempotency_key, debit_account_id, credit_account_id, amount, kind, memo, hold_id, created_at";
 const TRANSFER_ARITY: usize = 9;
@@ -170,7 +175,14 @@ impl Store {
     /// so replaying a batch changes nothing. A lease that is no longer pending (it expired)
     /// covers nothing: the charge then comes from the free balance.
     pub async fn settle_calls(&self, calls: &[SettledCall]) -> Result<Settled> {
-        if calls.is_empty() {
+        self.settle_calls_and_refusals(calls, &[]).await
+    }
+
+    /// [`Store::settle_calls`], plus the usage records of calls the gateway `refused` once it
+    /// knew the key (free, never charged; marked `refused` so the publisher's figures and
+    /// the key's daily request count leave them out), in the same transaction.
+    pub async fn settle_calls_and_refusals(&self, calls: &[SettledCall], refused: &[UsageRecord]) -> Result<Settled> {
+        if calls.is_empty() && refused.is_empty() {
             return Ok(Settled::default());
         }
         let now = tollgate_domain::time::now_ms();
@@ -207,44 +219,28 @@ impl Store {
         let mut written: HashSet<String> = HashSet::with_capacity(calls.len());
         for (chunk, chunk_charges) in insert_chunks(calls).zip(insert_chunks(&charges)) {
             let sql = format!(
-                "INSERT INTO usage_records ({RECORD_COLUMNS}){} ON CONFLICT (id) DO NOTHING RETURNING id",
-                values_clause(chunk.len(), RECORD_ARITY, self.backend())
+                "INSERT INTO usage_records ({INSERT_COLUMNS}){} ON CONFLICT (id) DO NOTHING RETURNING id",
+                values_clause(chunk.len(), INSERT_ARITY, self.backend())
             );
             let mut query = sqlx::query(&sql);
             for (call, made) in chunk.iter().zip(chunk_charges) {
-                let r = &call.record;
-                query = query
-                    .bind(&r.id)
-                    .bind(&r.id)
-                    .bind(r.created_at)
-                    .bind(&r.org_id)
-                    .bind(&r.user_id)
-                    .bind(&r.key_id)
-                    .bind(&r.installation_id)
-                    .bind(&r.agent_id)
-                    .bind(&r.version)
-                    .bind(&r.function_name)
-                    .bind(&r.method)
-                    .bind(r.input_tokens)
-                    .bind(r.output_tokens)
-                    .bind(r.cache_tokens)
-                    .bind(r.counted_input_tokens)
-                    .bind(r.counted_output_tokens)
-                    .bind(r.latency_ms)
-                    .bind(r.http_status)
-                    .bind(r.error_code.as_deref())
-                    .bind(r.cost.0)
-                    .bind(r.fee.0)
-                    .bind(i64::from(r.free_tier))
-                    .bind(i64::from(r.divergent))
-                    .bind(r.parent_task_id.as_deref())
-                    .bind(made.first().map(|c| c.id.as_str()));
+                query = bind_record(query, &call.record, made.first().map(|c| c.id.as_str()), false);
             }
             for row in query.fetch_all(&mut *tx).await? {
                 written.insert(get(&row, "id")?);
             }
         }
-
+        for chunk in insert_chunks(refused) {
+            let sql = format!(
+                "INSERT INTO usage_records ({INSERT_COLUMNS}){} ON CONFLICT (id) DO NOTHING RETURNING id",
+                values_clause(chunk.len(), INSERT_ARITY, self.backend())
+            );
+            let mut query = sqlx::query(&sql);
+            for record in chunk {
+                query = bind_record(query, record, None, true);
+            }
+            query.fetch_all(&mut *tx).await?;
+        }
         // Only the calls whose records were written now are charged now.
         let fresh: Vec<usize> = (0..calls.len()).filter(|&i| written.contains(&calls[i].record.id)).collect();
         let new_transfers: Vec<&NewCharge<'_>> = fresh.iter().flat_map(|&i| charges[i].iter()).collect();
@@ -301,12 +297,13 @@ impl Store {
     }
 
     /// A key's usage since `since` (Unix ms): requests and input, output and cache tokens.
-    /// (Found through its installation's index: one index fewer to maintain per call.)
+    /// Refused calls are not requests here. (Found through its installation's index: one
+    /// index fewer to maintain per call.)
     pub async fn key_usage_since(&self, installation_id: &str, key_id: &str, since: i64) -> Result<KeyUsage> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS calls, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS i, \
              CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS o, CAST(COALESCE(SUM(cache_tokens), 0) AS BIGINT) AS c \
-             FROM usage_records WHERE installation_id = $1 AND created_at >= $2 AND key_id = $3",
+             FROM usage_records WHERE installation_id = $1 AND created_at >= $2 AND key_id = $3 AND refused = 0",
         )
         .bind(installation_id)
         .bind(since)
@@ -368,6 +365,15 @@ impl Store {
         })
     }
 
+    /// Whether the usage record `id` is of a refused call (`None`: no such record).
+    pub async fn usage_refused(&self, id: &str) -> Result<Option<bool>> {
+        let refused: Option<i64> = sqlx::query_scalar("SELECT refused FROM usage_records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(refused.map(|r| r != 0))
+    }
+
     /// A usage record by id (the call's request id).
     pub async fn usage_record(&self, id: &str) -> Result<Option<(UsageRecord, Option<String>)>> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM usage_records WHERE id = $1");
@@ -376,6 +382,42 @@ impl Store {
         };
         Ok(Some((record_from(&row)?, get(&row, "transfer_id")?)))
     }
+}
+
+/// Binds one usage record's [`INSERT_COLUMNS`].
+fn bind_record<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    r: &'q UsageRecord,
+    transfer_id: Option<&'q str>,
+    refused: bool,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&r.id)
+        .bind(&r.id)
+        .bind(r.created_at)
+        .bind(&r.org_id)
+        .bind(&r.user_id)
+        .bind(&r.key_id)
+        .bind(&r.installation_id)
+        .bind(&r.agent_id)
+        .bind(&r.version)
+        .bind(&r.function_name)
+        .bind(&r.method)
+        .bind(r.input_tokens)
+        .bind(r.output_tokens)
+        .bind(r.cache_tokens)
+        .bind(r.counted_input_tokens)
+        .bind(r.counted_output_tokens)
+        .bind(r.latency_ms)
+        .bind(r.http_status)
+        .bind(r.error_code.as_deref())
+        .bind(r.cost.0)
+        .bind(r.fee.0)
+        .bind(i64::from(r.free_tier))
+        .bind(i64::from(r.divergent))
+        .bind(r.parent_task_id.as_deref())
+        .bind(transfer_id)
+        .bind(i64::from(refused))
 }
 
 /// How settled calls and their ledger transfers agree (see [`Store::settlement_audit`]).

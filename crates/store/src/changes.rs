@@ -116,12 +116,22 @@ impl Store {
 
     /// On PostgreSQL, listens for other replicas' changes and runs the hooks on them until
     /// the store is closed. Does nothing on SQLite (one process owns the file).
+    ///
+    /// When the listening connection is lost, notifications sent until it listens again are
+    /// lost with it: the hooks get [`Change::All`] at once (nothing cached is trusted while
+    /// deaf), and again once listening has resumed, so a change made in the gap (one whose
+    /// `NOTIFY` nobody heard, after a cache had been refilled) never waits for a cache's
+    /// expiry.
     pub async fn listen_for_changes(&self) -> Result<()> {
         let Some(url) = self.url.clone().filter(|_| self.backend() == Backend::Postgres) else {
             return Ok(());
         };
+        let channel = self.channel();
         let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-        listener.listen(&self.channel()).await?;
+        // A lost connection is reported at once (not after reconnecting), so the hooks hear
+        // of the gap before and after it.
+        listener.eager_reconnect(false);
+        listener.listen(&channel).await?;
         let hooks = self.hooks.clone();
         let closed = self.write.clone();
         tokio::spawn(async move {
@@ -130,22 +140,43 @@ impl Store {
                     Ok(Some(notification)) => hooks.run(&Change::parse(notification.payload())),
                     Ok(None) => {
                         tracing::warn!(
-                            "lost the change feed's connection; reconnecting and dropping every cached copy"
+                            "lost the change feed's connection; dropping every cached copy and listening again"
                         );
                         hooks.run(&Change::All);
+                        resume(&mut listener, &channel, &hooks, &closed).await;
                     }
                     Err(e) => {
                         if closed.is_closed() {
                             return;
                         }
-                        tracing::warn!(error = %e, "the change feed failed; retrying");
+                        tracing::warn!(error = %e, "the change feed failed; listening again");
                         hooks.run(&Change::All);
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        resume(&mut listener, &channel, &hooks, &closed).await;
                     }
                 }
             }
         });
         Ok(())
+    }
+}
+
+/// Reconnects `listener` (retrying every second until it listens on `channel` again or the
+/// store is closed), then tells the hooks that anything may have changed while it was deaf.
+async fn resume(listener: &mut sqlx::postgres::PgListener, channel: &str, hooks: &Hooks, closed: &sqlx::AnyPool) {
+    while !closed.is_closed() {
+        // LISTEN reconnects first when the connection is gone (and re-listens every channel).
+        match listener.listen(channel).await {
+            Ok(()) => {
+                tracing::info!("the change feed is listening again");
+                hooks.run(&Change::All);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the change feed could not listen again; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

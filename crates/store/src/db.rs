@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0002_gateway.sql"),
         postgres: include_str!("../migrations/0002_gateway.sql"),
     },
+    Migration {
+        version: 3,
+        name: "refusals",
+        sqlite: include_str!("../migrations/0003_refusals.sql"),
+        postgres: include_str!("../migrations/0003_refusals.sql"),
+    },
 ];
 
 type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;

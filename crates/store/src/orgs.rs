@@ -370,6 +370,33 @@ impl Store {
         Ok(())
     }
 
+    /// Sets an org's gateway rate limits per member per agent, per minute, hour and day
+    /// (`None`: the operator's default; `Some(0)`: unlimited). Every replica's gateway is
+    /// told (the change feed), so the next call is checked against them.
+    pub async fn set_rate_limits(&self, org_id: &str, limits: [Option<i64>; 3]) -> Result<Org> {
+        if limits.iter().flatten().any(|l| *l < 0) {
+            return Err(StoreError::Conflict("a rate limit cannot be negative".into()));
+        }
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE orgs SET rate_limit_minute = $1, rate_limit_hour = $2, rate_limit_day = $3 WHERE id = $4",
+        )
+        .bind(limits[0])
+        .bind(limits[1])
+        .bind(limits[2])
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let changes = vec![Change::Org(org_id.to_string())];
+        self.announce(&mut tx, &changes).await?;
+        tx.commit().await?;
+        self.announced(changes);
+        self.org(org_id).await
+    }
+
     /// Sets (or clears) an org's auto-recharge settings (JSON).
     pub async fn set_auto_recharge(&self, org_id: &str, settings: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE orgs SET auto_recharge = $1 WHERE id = $2")

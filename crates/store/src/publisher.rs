@@ -92,13 +92,15 @@ pub const MAX_INSTALL_ROWS: i64 = 200;
 /// all), `$4`…`$5` the range.
 const FROM_SCOPE: &str = "FROM usage_records u JOIN agents a ON a.id = u.agent_id \
     LEFT JOIN ledger_transfers t ON t.idempotency_key = 'call:' || u.id || ':charge' AND t.credit_account_id = $2 \
-    WHERE a.publisher_org_id = $1 AND ($3 = '' OR u.agent_id = $3) AND u.created_at >= $4 AND u.created_at < $5";
+    WHERE a.publisher_org_id = $1 AND ($3 = '' OR u.agent_id = $3) AND u.created_at >= $4 AND u.created_at < $5 \
+    AND u.refused = 0";
 
 /// [`FROM_SCOPE`] with each call's installation as `i`.
 const FROM_SCOPE_INSTALLS: &str = "FROM usage_records u JOIN agents a ON a.id = u.agent_id \
     JOIN installations i ON i.id = u.installation_id \
     LEFT JOIN ledger_transfers t ON t.idempotency_key = 'call:' || u.id || ':charge' AND t.credit_account_id = $2 \
-    WHERE a.publisher_org_id = $1 AND ($3 = '' OR u.agent_id = $3) AND u.created_at >= $4 AND u.created_at < $5";
+    WHERE a.publisher_org_id = $1 AND ($3 = '' OR u.agent_id = $3) AND u.created_at >= $4 AND u.created_at < $5 \
+    AND u.refused = 0";
 
 const TOTALS: &str = "CAST(COUNT(*) AS BIGINT) AS calls, \
     CAST(COALESCE(SUM(CASE WHEN u.error_code IS NOT NULL OR u.http_status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \

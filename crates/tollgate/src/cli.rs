@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Address to listen on [env: TOLLGATE_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Redis for multi-replica rate limits and revocation [env: TOLLGATE_REDIS_URL]
+    /// Redis for multi-replica rate limits and usage counters [env: TOLLGATE_REDIS_URL]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
     /// Public URL of this instance [env: TOLLGATE_PUBLIC_URL]

@@ -18,7 +18,8 @@ pub struct Config {
     /// `sqlite://…` or `postgres://…`. Default: `tollgate.db` inside `data_dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
-    /// Redis for shared rate-limit counters and key revocation across replicas (optional).
+    /// Redis for rate-limit counters, per-key daily usage and free-tier counts shared by
+    /// replicas (optional; revocation travels by PostgreSQL `NOTIFY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
     /// The URL people reach this instance at (links, code snippets). Default `http://<listen>`.
@@ -44,7 +45,8 @@ pub struct Config {
     /// … per day. Default 10000.
     pub rate_limit_day: u64,
     /// `async` (group commit; a hard crash may leave the last ≤10 ms of calls uncharged)
-    /// or `sync` (a call's charge is committed before its last byte is released).
+    /// or `sync` (a call's charge is committed before its last byte is released). In
+    /// `tollgate.toml` also as `durability` in a `[billing]` table.
     pub billing_durability: String,
     /// Connecting to an agent's upstream, in milliseconds. Default 5000.
     pub upstream_connect_timeout_ms: u64,
@@ -52,6 +54,27 @@ pub struct Config {
     pub upstream_first_byte_timeout_ms: u64,
     /// The longest silence inside a streamed response, in milliseconds. Default 300000.
     pub upstream_idle_timeout_ms: u64,
+    /// PEM files of extra root certificates trusted for HTTPS upstreams (agents behind a
+    /// private CA), besides the Mozilla roots. In the environment or a flag: comma-separated
+    /// paths. Default none.
+    pub upstream_ca_files: Vec<PathBuf>,
+    /// Let the gateway reach link-local upstream addresses (169.254.0.0/16, fe80::/10, where
+    /// clouds serve instance metadata). Default false.
+    pub upstream_allow_link_local: bool,
+    /// Let the gateway reach loopback and private upstream addresses (127/8, 10/8,
+    /// 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7), where self-hosted agents usually
+    /// run. Default true.
+    pub upstream_allow_private: bool,
+    /// The most calls in flight to one agent version per replica; past it a call gets 503
+    /// with `Retry-After` (0 = no cap). Default 0.
+    pub upstream_max_in_flight: u64,
+    /// The largest request body the gateway accepts, in bytes. Default 4194304 (4 MiB).
+    pub max_request_bytes: u64,
+    /// Threads that count tokens and settle calls (0 = one per core, at most 4). Default 1.
+    pub meter_threads: u64,
+    /// On SIGTERM or Ctrl-C, how long open requests (long-lived streams included) may go on
+    /// before they are cut, in milliseconds. Default 10000.
+    pub shutdown_grace_ms: u64,
     /// Log filter, e.g. `info` or `tollgate=debug`. Default `info`.
     pub log: String,
 }
@@ -76,6 +99,13 @@ impl Default for Config {
             upstream_connect_timeout_ms: 5000,
             upstream_first_byte_timeout_ms: 120_000,
             upstream_idle_timeout_ms: 300_000,
+            upstream_ca_files: Vec::new(),
+            upstream_allow_link_local: false,
+            upstream_allow_private: true,
+            upstream_max_in_flight: 0,
+            max_request_bytes: 4 * 1024 * 1024,
+            meter_threads: 1,
+            shutdown_grace_ms: 10_000,
             log: "info".into(),
         }
     }
@@ -100,6 +130,13 @@ pub const KEYS: &[&str] = &[
     "upstream_connect_timeout_ms",
     "upstream_first_byte_timeout_ms",
     "upstream_idle_timeout_ms",
+    "upstream_ca_files",
+    "upstream_allow_link_local",
+    "upstream_allow_private",
+    "upstream_max_in_flight",
+    "max_request_bytes",
+    "meter_threads",
+    "shutdown_grace_ms",
     "log",
 ];
 
@@ -137,6 +174,16 @@ impl Config {
             "upstream_connect_timeout_ms" => self.upstream_connect_timeout_ms = num(value)?,
             "upstream_first_byte_timeout_ms" => self.upstream_first_byte_timeout_ms = num(value)?,
             "upstream_idle_timeout_ms" => self.upstream_idle_timeout_ms = num(value)?,
+            "upstream_ca_files" => {
+                self.upstream_ca_files =
+                    value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect()
+            }
+            "upstream_allow_link_local" => self.upstream_allow_link_local = flag(value)?,
+            "upstream_allow_private" => self.upstream_allow_private = flag(value)?,
+            "upstream_max_in_flight" => self.upstream_max_in_flight = num(value)?,
+            "max_request_bytes" => self.max_request_bytes = num(value)?,
+            "meter_threads" => self.meter_threads = num(value)?,
+            "shutdown_grace_ms" => self.shutdown_grace_ms = num(value)?,
             "log" => self.log = value.into(),
             _ => bail!("unknown configuration key {key:?}"),
         }
@@ -182,12 +229,40 @@ impl Config {
 
     fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Reads `tollgate.toml`'s text. Keys may also sit in tables named by their first word:
+    /// `[billing] durability = "sync"` is `billing_durability = "sync"`.
+    fn from_toml(text: &str) -> Result<Config> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        for section in ["billing"] {
+            let Some(value) = table.remove(section) else { continue };
+            let toml::Value::Table(inner) = value else {
+                bail!("{section} must be a table, e.g. [{section}]");
+            };
+            for (key, value) in inner {
+                let flat = format!("{section}_{key}");
+                if !KEYS.contains(&flat.as_str()) {
+                    bail!("unknown configuration key {section}.{key}");
+                }
+                if table.insert(flat.clone(), value).is_some() {
+                    bail!("{flat} is set twice (also as {section}.{key})");
+                }
+            }
+        }
+        Ok(toml::Value::Table(table).try_into::<Config>()?)
     }
 
     fn check(&self) -> Result<()> {
         if !["async", "sync"].contains(&self.billing_durability.as_str()) {
             bail!("billing_durability must be \"async\" or \"sync\", not {:?}", self.billing_durability);
+        }
+        if self.max_request_bytes == 0 || self.max_request_bytes > 1 << 30 {
+            bail!("max_request_bytes must be between 1 and 1073741824");
+        }
+        if self.meter_threads > 64 {
+            bail!("meter_threads must be at most 64");
         }
         if !(0..=10_000).contains(&self.platform_fee_bps) {
             bail!("platform_fee_bps must be between 0 and 10000");
@@ -249,7 +324,10 @@ mod tests {
         let mut c = Config::default();
         for key in KEYS {
             let value = match *key {
-                "cookie_secure" | "trust_forwarded_for" => "true",
+                "cookie_secure" | "trust_forwarded_for" | "upstream_allow_link_local" | "upstream_allow_private" => {
+                    "true"
+                }
+                "max_request_bytes" | "meter_threads" | "shutdown_grace_ms" => "7",
                 k if k.starts_with("rate_limit") || k.starts_with("upstream_") || k == "platform_fee_bps" => "7",
                 "billing_durability" => "sync",
                 _ => "value",
@@ -260,6 +338,29 @@ mod tests {
         let shown = c.redacted();
         assert!(!shown.contains("deadbeef-secret"));
         assert!(shown.contains("encryption_key = \"<hidden>\""));
+    }
+
+    #[test]
+    fn billing_durability_can_be_a_billing_table() {
+        let (c, _) = Config::load(None, &[], &[]).unwrap();
+        assert_eq!(c.billing_durability, "async");
+        let c = Config::from_toml("listen = \"0.0.0.0:1\"\n[billing]\ndurability = \"sync\"\n").unwrap();
+        assert_eq!((c.listen.as_str(), c.billing_durability.as_str()), ("0.0.0.0:1", "sync"));
+        let c = Config::from_toml("billing_durability = \"sync\"\n").unwrap();
+        assert_eq!(c.billing_durability, "sync");
+        for bad in [
+            "[billing]\ndurabilty = \"sync\"\n",
+            "billing = 3\n",
+            "billing_durability = \"sync\"\n[billing]\ndurability = \"async\"\n",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
+        let mut c = Config::default();
+        c.set("upstream_ca_files", "/a.pem, /b.pem,").unwrap();
+        assert_eq!(c.upstream_ca_files, vec![PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]);
+        let c = Config::from_toml("upstream_ca_files = [\"/c.pem\"]\nmax_request_bytes = 1024\n").unwrap();
+        assert_eq!((c.upstream_ca_files.len(), c.max_request_bytes), (1, 1024));
+        assert!(Config::load(None, &[("TOLLGATE_MAX_REQUEST_BYTES".into(), "0".into())], &[]).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tollgate_api::{ApiConfig, AppState};
 use tollgate_domain::Nanos;
 use tollgate_domain::secret::Sealer;
 use tollgate_gateway::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
-use tollgate_gateway::{Durability, Gateway, GatewayConfig, SharedCounters};
+use tollgate_gateway::{AddressPolicy, Durability, Gateway, GatewayConfig, SharedCounters};
 use tollgate_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -143,7 +143,31 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     for line in demo {
         println!("{line}");
     }
-    serving.await.context("the server task failed")??;
+    // Stopping: in-flight requests finish; what still streams after the grace period (a
+    // long-lived session stream, a slow tool) is cut, and its call settled as failed.
+    let mut serving = serving;
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let finished = tokio::select! {
+        served = &mut serving => Some(served),
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => None,
+    };
+    match finished {
+        Some(served) => served.context("the server task failed")??,
+        None => {
+            tracing::warn!(
+                grace_ms = config.shutdown_grace_ms,
+                "requests still open after the grace period; cutting them"
+            );
+            gateway.close_streams();
+            match tokio::time::timeout(Duration::from_secs(5), &mut serving).await {
+                Ok(served) => served.context("the server task failed")??,
+                Err(_) => {
+                    tracing::warn!("requests still open after the streams were cut; stopping without them");
+                    serving.abort();
+                }
+            }
+        }
+    }
     shutdown.cancel();
     gateway.shutdown().await;
     let _ = sweeper.await;
@@ -186,6 +210,18 @@ async fn gateway(config: &Config, state: &AppState) -> Result<Gateway> {
         first_byte_timeout: Duration::from_millis(config.upstream_first_byte_timeout_ms),
         idle_timeout: Duration::from_millis(config.upstream_idle_timeout_ms),
         durability: if config.billing_durability == "sync" { Durability::Sync } else { Durability::Async },
+        max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
+        meter_threads: usize::try_from(config.meter_threads).unwrap_or(1),
+        upstream_addresses: AddressPolicy {
+            allow_link_local: config.upstream_allow_link_local,
+            allow_private: config.upstream_allow_private,
+        },
+        upstream_ca_pem: config
+            .upstream_ca_files
+            .iter()
+            .map(|path| std::fs::read(path).with_context(|| format!("upstream_ca_files: reading {}", path.display())))
+            .collect::<Result<_>>()?,
+        max_in_flight_per_version: usize::try_from(config.upstream_max_in_flight).unwrap_or(usize::MAX),
         ..GatewayConfig::default()
     };
     Gateway::start(state.store.clone(), state.sealer.clone(), limiter, shared, gateway_config)

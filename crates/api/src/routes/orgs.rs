@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/orgs", get(list_orgs).post(create_org))
         .route("/orgs/{org}", get(get_org).patch(rename_org))
+        .route("/orgs/{org}/rate-limits", get(get_rate_limits).put(set_rate_limits))
         .route("/orgs/{org}/members", get(list_members))
         .route("/orgs/{org}/members/{user}", patch(change_role).delete(remove_member))
         .route("/orgs/{org}/invitations", get(list_invitations).post(invite))
@@ -90,6 +91,61 @@ pub(crate) async fn rename_org(
     let name = validate::text("name", &req.name, 100)?;
     let org = state.store.rename_org(&c.org.id, &name).await?;
     Ok(Json(OrgView::new(&org, Some(c.role))))
+}
+
+/// The org's gateway rate limits per member per agent, in requests per minute, hour and
+/// day: `null` is the operator's default, 0 is unlimited.
+#[derive(Deserialize, Serialize, ToSchema, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    pub minute: Option<i64>,
+    pub hour: Option<i64>,
+    pub day: Option<i64>,
+}
+
+/// The most requests a rate-limit window may allow (above it, set 0: unlimited).
+const MAX_RATE_LIMIT: i64 = 1_000_000_000;
+
+impl RateLimits {
+    fn of(org: &tollgate_store::orgs::Org) -> RateLimits {
+        RateLimits { minute: org.rate_limit_minute, hour: org.rate_limit_hour, day: org.rate_limit_day }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/rate-limits", tag = "team",
+    responses((status = 200, body = RateLimits), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_rate_limits(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+) -> ApiResult<Json<RateLimits>> {
+    let c = ctx(&state, auth, &org, Scope::TeamRead).await?;
+    Ok(Json(RateLimits::of(&c.org)))
+}
+
+/// Sets the org's gateway rate limits (owners and admins); every gateway replica applies
+/// them to the next call.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/rate-limits", tag = "team", request_body = RateLimits,
+    responses((status = 200, body = RateLimits), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn set_rate_limits(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+    ApiJson(req): ApiJson<RateLimits>,
+) -> ApiResult<Json<RateLimits>> {
+    let c = ctx(&state, auth, &org, Scope::TeamWrite).await?;
+    c.require_admin()?;
+    for (field, value) in [("minute", req.minute), ("hour", req.hour), ("day", req.day)] {
+        if value.is_some_and(|v| !(0..=MAX_RATE_LIMIT).contains(&v)) {
+            return Err(ApiError::invalid(
+                field,
+                format!("must be null (the operator's default), 0 (unlimited) or up to {MAX_RATE_LIMIT}"),
+            ));
+        }
+    }
+    let org = state.store.set_rate_limits(&c.org.id, [req.minute, req.hour, req.day]).await?;
+    Ok(Json(RateLimits::of(&org)))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "team",

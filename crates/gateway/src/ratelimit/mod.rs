@@ -192,28 +192,38 @@ const HEADER_NAMES: [[&str; 3]; 3] = [
     ["X-RateLimit-Limit-Requests-Day", "X-RateLimit-Remaining-Requests-Day", "X-RateLimit-Reset-Requests-Day"],
 ];
 
+/// What `X-RateLimit-Limit-Requests-…` and `X-RateLimit-Remaining-Requests-…` say for an
+/// unlimited window: the largest signed 64-bit integer, which every client parses as a
+/// number and none mistakes for "nothing left".
+pub const UNLIMITED: u64 = i64::MAX as u64;
+
 /// The response headers of SPEC §3 for a decision.
 ///
-/// Per limited window: `X-RateLimit-Limit-Requests-{Minute,Hour,Day}` (the limit),
+/// Per window: `X-RateLimit-Limit-Requests-{Minute,Hour,Day}` (the limit),
 /// `X-RateLimit-Remaining-Requests-…` (left after this request) and
 /// `X-RateLimit-Reset-Requests-…` (whole seconds until the window resets, suffixed `s`, e.g.
-/// `18s` or `3542s`). An unlimited window (limit 0) gets none of its three headers: there is
-/// nothing to count down, and a missing header cannot be misread as "0 left". When refused,
-/// `Retry-After` carries whole seconds until every exhausted window has reset.
+/// `18s` or `3542s`). An unlimited window (limit 0) gets its headers too, with [`UNLIMITED`]
+/// as its limit and remaining. When refused, `Retry-After` carries whole seconds until every
+/// exhausted window has reset.
 pub fn headers(decision: &Decision) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(10);
     for (state, [limit, remaining, reset]) in decision.windows.iter().zip(HEADER_NAMES) {
-        if state.is_unlimited() {
-            continue;
-        }
-        out.push((limit, state.limit.to_string()));
-        out.push((remaining, state.remaining.to_string()));
+        let (shown_limit, shown_remaining) =
+            if state.is_unlimited() { (UNLIMITED, UNLIMITED) } else { (state.limit, state.remaining) };
+        out.push((limit, shown_limit.to_string()));
+        out.push((remaining, shown_remaining.to_string()));
         out.push((reset, format!("{}s", state.reset_secs)));
     }
     if let (false, Some(secs)) = (decision.allowed, decision.retry_after_secs) {
         out.push(("Retry-After", secs.to_string()));
     }
     out
+}
+
+/// The headers of a response that did not reach the rate limiter (refused before it, or
+/// before the caller was known): the `limits` in force, each with all of it remaining.
+pub fn headers_in_force(limits: [u64; 3], now_ms: i64) -> Vec<(&'static str, String)> {
+    headers(&Decision::from_counts(limits, [0; 3], true, now_ms))
 }
 
 /// The decision for a subject whose three windows are all unlimited (no backend involved).
@@ -251,9 +261,11 @@ mod tests {
         assert_eq!(get("X-RateLimit-Reset-Requests-Minute"), Some("18s"));
         assert_eq!(get("X-RateLimit-Remaining-Requests-Hour"), Some("993"));
         assert_eq!(get("X-RateLimit-Reset-Requests-Hour"), Some("3318s"));
-        assert_eq!(get("X-RateLimit-Limit-Requests-Day"), None, "unlimited windows are omitted");
+        assert_eq!(get("X-RateLimit-Limit-Requests-Day"), Some("9223372036854775807"), "unlimited");
+        assert_eq!(get("X-RateLimit-Remaining-Requests-Day"), Some("9223372036854775807"));
+        assert_eq!(get("X-RateLimit-Reset-Requests-Day"), Some("17718s"));
         assert_eq!(get("Retry-After"), Some("18"));
-        assert_eq!(h.len(), 7);
+        assert_eq!(h.len(), 10);
     }
 
     #[test]
@@ -262,7 +274,11 @@ mod tests {
         assert!(d.allowed && d.retry_after_secs.is_none());
         assert_eq!(d.windows[0].remaining, 0);
         assert!(!headers(&d).iter().any(|(k, _)| *k == "Retry-After"));
-        assert_eq!(headers(&unlimited(T)), vec![]);
+        assert_eq!(headers(&unlimited(T)).len(), 9, "unlimited windows have their headers too");
+        let in_force = headers_in_force([60, 0, 10], T);
+        assert!(in_force.contains(&("X-RateLimit-Remaining-Requests-Minute", "60".to_string())));
+        assert!(in_force.contains(&("X-RateLimit-Remaining-Requests-Day", "10".to_string())));
+        assert!(!in_force.iter().any(|(k, _)| *k == "Retry-After"));
     }
 
     #[test]
