@@ -197,9 +197,9 @@ async fn invite(demo: &Demo<'_>, owner: &Account<'_>, team: &str, email: &str, r
     owner.api().await?.create(&path, json!({"email": email, "role": role})).await
 }
 
-/// The consumer's team, its members (each invited, then accepting from their list of
-/// invitations), a pending invitation, its installations and a grant; and Ben's team,
-/// which invites the consumer.
+/// The consumer's team, its members (each invited, then accepting with the invitation's
+/// link), a pending invitation, its installations and a grant; and Ben's team, which
+/// invites the consumer.
 async fn team(demo: &Demo<'_>, people: &People<'_>) -> Result<()> {
     let store = &demo.state.store;
     let team = owned_team(demo, &people.consumer, super::community::TEAM).await?;
@@ -208,12 +208,23 @@ async fn team(demo: &Demo<'_>, people: &People<'_>) -> Result<()> {
         if store.membership(&team, &member.user_id).await?.is_some() {
             continue;
         }
-        invite(demo, &people.consumer, &team, member.email, role).await?;
-        let pending = store.invitations_for_email(member.email).await?;
-        if let Some(invitation) = pending.iter().find(|i| i.org_id == team && i.status == "pending") {
-            let path = format!("/api/v1/invitations/{}/accept", invitation.id);
-            member.api().await?.call(Method::POST, &path, None).await?;
+        // Only the link's token accepts, and it is shown once: an invitation left pending
+        // by a seeding cut off before the member accepted is revoked and made again.
+        let owner = people.consumer.api().await?;
+        for stale in store.org_invitations(&team).await?.iter().filter(|i| i.email == member.email) {
+            if stale.status == "pending" {
+                owner.call(Method::DELETE, &format!("/api/v1/orgs/{team}/invitations/{}", stale.id), None).await?;
+            }
         }
+        let invited = owner
+            .call(
+                Method::POST,
+                &format!("/api/v1/orgs/{team}/invitations"),
+                Some(json!({"email": member.email, "role": role})),
+            )
+            .await?;
+        let token = invited["token"].as_str().context("an invitation answers its token")?;
+        member.api().await?.call(Method::POST, &format!("/api/v1/invitations/{token}/accept"), None).await?;
     }
     invite(demo, &people.consumer, &team, PENDING_INVITEE, "member").await?;
     for slug in TEAM_INSTALLS {
