@@ -61,12 +61,8 @@ pub fn low_balance(
         Some(amount) => format!("Auto-recharge is buying {} with the card on file.", dollars(amount)),
         None => "Add credits so calls are not refused for lack of credits.".into(),
     };
-    let body = format!(
-        "{} balance is {}, below {}. {next}",
-        capitalized(&whose(org)),
-        dollars(balance),
-        dollars(threshold)
-    );
+    let body =
+        format!("{} balance is {}, below {}. {next}", capitalized(&whose(org)), dollars(balance), dollars(threshold));
     notice(state, "low_balance", "Low balance".into(), body, "/billing", format!("low_balance:{}:{crossed_at}", org.id))
 }
 
@@ -85,7 +81,12 @@ pub fn budget(state: &AppState, org: &Org, spent: Nanos, limit: Nanos, level: i6
     } else {
         (format!("{level}% of the monthly budget spent"), "At 100%, calls are refused until the budget is raised.")
     };
-    let body = format!("{} {} of the {} monthly budget is spent. {tail}", capitalized(&whose(org)), dollars(spent), dollars(limit));
+    let body = format!(
+        "{} {} of the {} monthly budget is spent. {tail}",
+        capitalized(&whose(org)),
+        dollars(spent),
+        dollars(limit)
+    );
     let key = format!("budget:{}:{month_start}:{}:{level}", org.id, limit.0);
     notice(state, "budget", title, body, "/billing", key)
 }
@@ -174,17 +175,21 @@ pub async fn version_status(state: &AppState, agent: &Agent, version: &Version, 
         &format!("/agents/{}", agent.slug),
         format!("version:{}:{}", version.id, version.status),
     );
-    let audience = Audience::VersionUsers {
-        agent_id: agent.id.clone(),
-        version: version.version.clone(),
-        latest: was_latest,
-    };
+    let audience =
+        Audience::VersionUsers { agent_id: agent.id.clone(), version: version.version.clone(), latest: was_latest };
     Ok(state.store.notify_audience(&audience, &n).await?)
 }
 
 /// Tells a key's owner that someone else revoked it (one key, or every key of an
 /// installation that was uninstalled).
-pub async fn keys_revoked(state: &AppState, owner_id: &str, by: &User, agent: &Agent, what: &str, event: &str) -> ApiResult<()> {
+pub async fn keys_revoked(
+    state: &AppState,
+    owner_id: &str,
+    by: &User,
+    agent: &Agent,
+    what: &str,
+    event: &str,
+) -> ApiResult<()> {
     let n = notice(
         state,
         "key_revoked",

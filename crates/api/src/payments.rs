@@ -153,6 +153,7 @@ fn agrees(
 async fn credit(state: &AppState, provider: &str, payment: &Payment, reference: &str) -> ApiResult<Credited> {
     let org = state.store.org(&payment.org_id).await?;
     let memo = match (provider, payment.kind.as_str()) {
+        ("local", "recharge") => "Auto-recharge (test payment, no card charged)",
         ("local", _) => "Test payment (local provider, no card charged)",
         (_, "recharge") => "Auto-recharge",
         _ => "Card payment",
@@ -247,7 +248,10 @@ pub async fn receive_webhook(
                 Some("checkout") => {
                     agrees(&payment, "checkout", &metadata, None, amount_cents, currency.as_deref())?;
                     let Some(customer) = customer else { return Ok(Received::Ignored) };
-                    state.store.save_payment_method(&payment.org_id, name, &customer, payment_method.as_deref()).await?;
+                    state
+                        .store
+                        .save_payment_method(&payment.org_id, name, &customer, payment_method.as_deref())
+                        .await?;
                     Ok(Received::Applied)
                 }
                 Some("recharge") => {

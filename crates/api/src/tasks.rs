@@ -49,7 +49,10 @@ pub async fn watch_billing(state: &AppState) -> ApiResult<Watched> {
             let status = state.store.recharge_status(&org.id, month).await?;
             if status.this_month.checked_add(settings.amount).is_none_or(|total| total > limit) {
                 let notice = notify::recharge_limited(state, &org, limit, month);
-                state.store.notify_audience(&tollgate_store::notices::Audience::OrgAdmins(org.id.clone()), &notice).await?;
+                state
+                    .store
+                    .notify_audience(&tollgate_store::notices::Audience::OrgAdmins(org.id.clone()), &notice)
+                    .await?;
                 continue;
             }
         }
@@ -66,8 +69,13 @@ pub async fn watch_billing(state: &AppState) -> ApiResult<Watched> {
     }
     for stale in state.store.stale_recharges(now - RECHARGE_TIMEOUT_MS).await? {
         let org = state.store.org(&stale.org_id).await?;
-        let notice = notify::payment_failed(state, &org, &stale, "the payment provider did not confirm it within an hour");
-        if state.store.end_payment(&stale.id, "failed", Some("no confirmation from the payment provider"), Some(&notice)).await? {
+        let notice =
+            notify::payment_failed(state, &org, &stale, "the payment provider did not confirm it within an hour");
+        if state
+            .store
+            .end_payment(&stale.id, "failed", Some("no confirmation from the payment provider"), Some(&notice))
+            .await?
+        {
             done.timed_out += 1;
         }
     }

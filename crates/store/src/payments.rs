@@ -5,7 +5,8 @@
 //! moves the payment to `succeeded` with a conditional update (only one caller wins),
 //! makes the ledger transfer from the card-payments account under the idempotency key the
 //! caller names (the provider's id of the checkout or payment intent), clears the org's
-//! recharge in flight and tells the org's owners and admins.
+//! recharge in flight, re-arms auto-recharge if the balance is back above its threshold,
+//! and tells the org's owners and admins.
 
 use crate::ledger::{AccountKind, NewTransfer, PLATFORM, Transfer, account_in, transfer_in};
 use crate::notices::{Audience, Notice, notify_in};
@@ -246,6 +247,17 @@ impl Store {
         .bind(now)
         .bind(&payment.org_id)
         .bind(&payment.id)
+        .execute(&mut *tx)
+        .await?;
+        // Credited back above the auto-recharge threshold: the next fall is a new crossing,
+        // even if it comes before the watcher's next look.
+        sqlx::query(
+            "UPDATE org_billing SET balance_low = 0, updated_at = $1 WHERE org_id = $2 AND balance_low = 1 \
+             AND recharge_enabled = 1 AND recharge_threshold <= (SELECT balance FROM ledger_accounts WHERE id = $3)",
+        )
+        .bind(now)
+        .bind(&payment.org_id)
+        .bind(&credit.id)
         .execute(&mut *tx)
         .await?;
         if let Some(notice) = c.notice {

@@ -404,9 +404,13 @@ mod tests {
         };
         let c = load(&[]).unwrap();
         assert_eq!((c.payments_provider.as_str(), c.email_sender.as_str()), ("none", "none"));
-        assert_eq!(c.purchase_limits().unwrap(), (tollgate_domain::Nanos(5_000_000_000), tollgate_domain::Nanos(10_000_000_000_000)));
+        assert_eq!(
+            c.purchase_limits().unwrap(),
+            (tollgate_domain::Nanos(5_000_000_000), tollgate_domain::Nanos(10_000_000_000_000))
+        );
         assert!(load(&[("payments_provider", "local"), ("email_sender", "outbox")]).is_ok());
-        let stripe = [("payments_provider", "stripe"), ("stripe_secret_key", "sk_test_1"), ("stripe_webhook_secret", "whsec_1")];
+        let stripe =
+            [("payments_provider", "stripe"), ("stripe_secret_key", "sk_test_1"), ("stripe_webhook_secret", "whsec_1")];
         assert!(load(&stripe).is_ok());
         for bad in [
             vec![("payments_provider", "paypal")],

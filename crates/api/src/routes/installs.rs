@@ -311,7 +311,10 @@ pub(crate) async fn revoke_key(
     if key.revoked_at.is_none() && key.user_id != by.id {
         let agent = state.store.agent(&key.agent_id).await?;
         let what = format!("revoked your key \"{}\"", key.name);
-        crate::notify::log_failure("key revoked", crate::notify::keys_revoked(&state, &key.user_id, &by, &agent, &what, &key.id).await);
+        crate::notify::log_failure(
+            "key revoked",
+            crate::notify::keys_revoked(&state, &key.user_id, &by, &agent, &what, &key.id).await,
+        );
     }
     Ok(StatusCode::NO_CONTENT)
 }

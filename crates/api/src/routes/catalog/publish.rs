@@ -410,7 +410,10 @@ pub(crate) async fn update_version(
         "version status changed");
     if to != VersionStatus::Active {
         let was_latest = latest.is_some_and(|l| l.id == updated.id);
-        crate::notify::log_failure("version status", crate::notify::version_status(&state, &agent, &updated, was_latest).await);
+        crate::notify::log_failure(
+            "version status",
+            crate::notify::version_status(&state, &agent, &updated, was_latest).await,
+        );
     }
     Ok(view(&updated))
 }
