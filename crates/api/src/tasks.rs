@@ -11,6 +11,8 @@ use std::future::Future;
 use tollgate_domain::Nanos;
 use tollgate_domain::time::{now_ms, utc_month_start};
 use tollgate_integrations::email::{Email, EmailError};
+use tollgate_store::notices::Audience;
+use tollgate_store::payments::{BudgetWatch, Crossing, Payment};
 
 /// A recharge the provider has not answered for this long is given up (a payment that
 /// went through after all is still credited when its webhook arrives).
@@ -32,66 +34,84 @@ pub struct Watched {
     pub timed_out: usize,
 }
 
-/// One look at balances, recharges and budgets.
+/// One look at balances, recharges and budgets. A failure about one org is logged and
+/// the look goes on with the others.
 pub async fn watch_billing(state: &AppState) -> ApiResult<Watched> {
     let mut done = Watched::default();
     let now = now_ms();
     let month = utc_month_start(now);
     for crossing in state.store.balance_crossings(state.config.low_balance).await? {
-        let org = state.store.org(&crossing.org_id).await?;
-        let recharge = crossing.recharge.filter(|_| state.payments.is_some() && crossing.in_flight.is_none());
-        let notice =
-            notify::low_balance(state, &org, crossing.balance, crossing.threshold, recharge.map(|r| r.amount), now);
-        state.store.notify_audience(&tollgate_store::notices::Audience::OrgAdmins(org.id.clone()), &notice).await?;
-        done.low_balances += 1;
-        let (Some(settings), Some(provider)) = (recharge, state.payments.as_ref()) else { continue };
-        if let Some(limit) = settings.monthly_limit {
-            let status = state.store.recharge_status(&org.id, month).await?;
-            if status.this_month.checked_add(settings.amount).is_none_or(|total| total > limit) {
-                let notice = notify::recharge_limited(state, &org, limit, month);
-                state
-                    .store
-                    .notify_audience(&tollgate_store::notices::Audience::OrgAdmins(org.id.clone()), &notice)
-                    .await?;
-                continue;
+        match fell_below(state, &crossing, month, now).await {
+            Ok(recharged) => {
+                done.low_balances += 1;
+                done.recharges += usize::from(recharged);
             }
+            Err(e) => tracing::warn!(org.id = %crossing.org_id, error = %e, "a low balance was not handled"),
         }
-        if payments::check_amount(state, "amount", settings.amount).is_err() {
-            tracing::warn!(org.id = %org.id, "auto-recharge amount outside the purchase limits; not charged");
-            continue;
-        }
-        let Some(payment) = state.store.begin_recharge(&org.id, provider.name(), settings.amount).await? else {
-            continue;
-        };
-        tracing::info!(org.id = %org.id, payment.id = %payment.id, "auto-recharge started");
-        payments::charge_recharge(state, provider.as_ref(), &payment).await?;
-        done.recharges += 1;
     }
     for stale in state.store.stale_recharges(now - RECHARGE_TIMEOUT_MS).await? {
-        let org = state.store.org(&stale.org_id).await?;
-        let notice =
-            notify::payment_failed(state, &org, &stale, "the payment provider did not confirm it within an hour");
-        if state
-            .store
-            .end_payment(&stale.id, "failed", Some("no confirmation from the payment provider"), Some(&notice))
-            .await?
-        {
-            done.timed_out += 1;
+        match give_up(state, &stale).await {
+            Ok(ended) => done.timed_out += usize::from(ended),
+            Err(e) => tracing::warn!(payment.id = %stale.id, error = %e, "a stale recharge was not ended"),
         }
     }
     for watch in state.store.budgets_to_watch(month).await? {
-        let spent = state.store.spend_since(&watch.account_id, month).await?;
-        let level = budget_level(spent, watch.limit);
-        if level <= watch.alerted {
-            continue;
-        }
-        let org = state.store.org(&watch.org_id).await?;
-        let notice = notify::budget(state, &org, spent, watch.limit, level, month);
-        if state.store.budget_alert(&org.id, month, watch.limit, level, &notice).await? {
-            done.budget_alerts += 1;
+        match budget_alert(state, &watch, month).await {
+            Ok(sent) => done.budget_alerts += usize::from(sent),
+            Err(e) => tracing::warn!(org.id = %watch.org_id, error = %e, "a budget alert was not sent"),
         }
     }
     Ok(done)
+}
+
+/// An org's balance fell below its threshold (the crossing already claimed): tells its
+/// owners and admins, and recharges if auto-recharge is on, a provider is set up, none is
+/// in flight and the monthly limit allows. Returns whether a recharge was charged.
+async fn fell_below(state: &AppState, crossing: &Crossing, month: i64, now: i64) -> ApiResult<bool> {
+    let org = state.store.org(&crossing.org_id).await?;
+    let recharge = crossing.recharge.filter(|_| state.payments.is_some() && crossing.in_flight.is_none());
+    let notice =
+        notify::low_balance(state, &org, crossing.balance, crossing.threshold, recharge.map(|r| r.amount), now);
+    state.store.notify_audience(&Audience::OrgAdmins(org.id.clone()), &notice).await?;
+    let (Some(settings), Some(provider)) = (recharge, state.payments.as_ref()) else { return Ok(false) };
+    if let Some(limit) = settings.monthly_limit {
+        let status = state.store.recharge_status(&org.id, month).await?;
+        if status.this_month.checked_add(settings.amount).is_none_or(|total| total > limit) {
+            let notice = notify::recharge_limited(state, &org, limit, month);
+            state.store.notify_audience(&Audience::OrgAdmins(org.id.clone()), &notice).await?;
+            return Ok(false);
+        }
+    }
+    if payments::check_amount(state, "amount", settings.amount).is_err() {
+        tracing::warn!(org.id = %org.id, "auto-recharge amount outside the purchase limits; not charged");
+        return Ok(false);
+    }
+    let Some(payment) = state.store.begin_recharge(&org.id, provider.name(), settings.amount).await? else {
+        return Ok(false);
+    };
+    tracing::info!(org.id = %org.id, payment.id = %payment.id, "auto-recharge started");
+    payments::charge_recharge(state, provider.as_ref(), &payment).await?;
+    Ok(true)
+}
+
+/// Ends a recharge the provider never confirmed, and tells the owners and admins.
+async fn give_up(state: &AppState, stale: &Payment) -> ApiResult<bool> {
+    let org = state.store.org(&stale.org_id).await?;
+    let notice = notify::payment_failed(state, &org, stale, "the payment provider did not confirm it within an hour");
+    let reason = Some("no confirmation from the payment provider");
+    Ok(state.store.end_payment(&stale.id, "failed", reason, Some(&notice)).await?)
+}
+
+/// Sends the budget alert an org's spend this month calls for, if not sent yet.
+async fn budget_alert(state: &AppState, watch: &BudgetWatch, month: i64) -> ApiResult<bool> {
+    let spent = state.store.spend_since(&watch.account_id, month).await?;
+    let level = budget_level(spent, watch.limit);
+    if level <= watch.alerted {
+        return Ok(false);
+    }
+    let org = state.store.org(&watch.org_id).await?;
+    let notice = notify::budget(state, &org, spent, watch.limit, level, month);
+    Ok(state.store.budget_alert(&org.id, month, watch.limit, level, &notice).await?)
 }
 
 /// 100 when `spent` reached `limit`, 80 past 80% of it, else 0.
