@@ -47,6 +47,10 @@ pub enum ApiError {
     /// 402: not enough credits.
     #[error("insufficient credits")]
     InsufficientCredits,
+    /// 502: a service Tollgate depends on (the payment provider) failed; the message says
+    /// what it means for the caller, never the service's own words.
+    #[error("{1}")]
+    BadGateway(&'static str, String),
     /// 500: logged once here, never described to the client.
     #[error("internal error")]
     Internal(String),
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::InsufficientCredits => (StatusCode::PAYMENT_REQUIRED, "insufficient_credits"),
+            ApiError::BadGateway(code, _) => (StatusCode::BAD_GATEWAY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -6,9 +6,12 @@
 mod auth;
 mod error;
 mod json;
+mod notify;
 mod openapi;
+mod payments;
 mod routes;
 mod state;
+pub mod tasks;
 mod throttle;
 mod views;
 

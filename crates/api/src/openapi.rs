@@ -63,6 +63,7 @@ pub fn openapi_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(catalog::CatalogApi::openapi());
     doc.merge(usage::UsageApi::openapi());
+    doc.merge(billing::payments::PaymentsApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.to_pretty_json().unwrap_or_default()
 }

@@ -2,8 +2,11 @@
 
 use crate::throttle::{LoginThrottle, SignupThrottle};
 use std::sync::Arc;
+use std::time::Duration;
 use tollgate_domain::Nanos;
 use tollgate_domain::secret::Sealer;
+use tollgate_integrations::email::EmailSender;
+use tollgate_integrations::payments::PaymentProvider;
 use tollgate_store::Store;
 
 /// The API's settings (a slice of the binary's configuration).
@@ -21,6 +24,16 @@ pub struct ApiConfig {
     /// entry instead of the TCP peer. Set only behind a reverse proxy or load balancer that
     /// appends it; otherwise any client could pick its own address. Default false.
     pub trust_forwarded_for: bool,
+    /// The smallest purchase of credits by card (and auto-recharge amount).
+    pub purchase_min: Nanos,
+    /// The largest purchase of credits by card (and auto-recharge amount).
+    pub purchase_max: Nanos,
+    /// The low-balance threshold of orgs without auto-recharge: falling below it sends
+    /// their owners and admins a notification.
+    pub low_balance: Nanos,
+    /// How often the billing watcher looks at balances, budgets and recharges, and the
+    /// mailer at the email queue.
+    pub watch_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -31,6 +44,10 @@ impl Default for ApiConfig {
             public_url: "http://127.0.0.1:8080".into(),
             platform_fee_bps: 2000,
             trust_forwarded_for: false,
+            purchase_min: Nanos(5_000_000_000),
+            purchase_max: Nanos(10_000_000_000_000),
+            low_balance: Nanos(5_000_000_000),
+            watch_interval: Duration::from_secs(10),
         }
     }
 }
@@ -42,6 +59,10 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Seals upstream credentials at rest.
     pub sealer: Sealer,
+    /// Card payments, when the operator set them up.
+    pub payments: Option<Arc<dyn PaymentProvider>>,
+    /// Email, when the operator set it up.
+    pub email: Option<Arc<dyn EmailSender>>,
     pub(crate) throttle: Arc<LoginThrottle>,
     pub(crate) signups: Arc<SignupThrottle>,
 }
@@ -49,6 +70,24 @@ pub struct AppState {
 impl AppState {
     /// State over a store.
     pub fn new(store: Store, config: ApiConfig, sealer: Sealer) -> AppState {
-        AppState { store, config: Arc::new(config), sealer, throttle: Arc::default(), signups: Arc::default() }
+        AppState {
+            store,
+            config: Arc::new(config),
+            sealer,
+            payments: None,
+            email: None,
+            throttle: Arc::default(),
+            signups: Arc::default(),
+        }
+    }
+
+    /// The same, taking card payments through `provider`.
+    pub fn with_payments(self, provider: Arc<dyn PaymentProvider>) -> AppState {
+        AppState { payments: Some(provider), ..self }
+    }
+
+    /// The same, emailing notifications through `sender`.
+    pub fn with_email(self, sender: Arc<dyn EmailSender>) -> AppState {
+        AppState { email: Some(sender), ..self }
     }
 }

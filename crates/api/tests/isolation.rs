@@ -40,6 +40,11 @@ const NOTHING_OF_ANOTHER_ORG: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/invitations", "the invitations addressed to the caller's email"),
     ("GET", "/api/v1/notifications", "the caller's own notifications"),
     ("GET", "/api/v1/store/agents", "the public store; A's unlisted agent must not be in it"),
+    (
+        "POST",
+        "/api/v1/billing/webhooks/{provider}",
+        "answers to the payment provider's signature, not to a person; forged and replayed ones: tests/payments.rs",
+    ),
 ];
 
 /// Routes the routers register that are not operations of the OpenAPI document.
@@ -251,6 +256,8 @@ struct World {
     a_token: String,
     /// A's unread notification.
     notification: String,
+    /// A card payment of A's team.
+    payment: String,
     b_team: String,
 }
 
@@ -293,6 +300,8 @@ impl World {
             assert_eq!(app.call(Method::PUT, path, Some(body), &a.in_org(&team)).await.status, StatusCode::OK);
         }
         app.store.notify(&a.id, "test", "For A only", "", None).await.unwrap();
+        let payment =
+            app.store.create_payment(&team, Some(&a.id), "checkout", "local", Nanos(10_000_000_000)).await.unwrap();
         let review = json!({"rating": 4, "body": "good"});
         assert_eq!(
             app.post("/api/v1/agents/a-tool/reviews", review, &reviewer.caller()).await.status,
@@ -310,6 +319,7 @@ impl World {
                 .unwrap()
                 .to_string(),
             a_token: app.get("/api/v1/tokens", &a.caller()).await.body[0]["id"].as_str().unwrap().to_string(),
+            payment: payment.id,
             a,
             b,
             team,
@@ -348,6 +358,7 @@ impl World {
             &w.team_key,
             &w.a_token,
             &w.notification,
+            &w.payment,
         ]
         .into_iter()
         .map(String::as_str)
@@ -364,7 +375,7 @@ impl World {
     fn secrets(&self) -> Vec<&str> {
         let w = self;
         let ids = [&w.team, &w.a.org_id, &w.a.id, &w.a.email, &w.invitation_id, &w.invitation_token, &w.inst];
-        let more = [&w.team_inst, &w.key, &w.team_key, &w.a_token, &w.notification];
+        let more = [&w.team_inst, &w.key, &w.team_key, &w.a_token, &w.notification, &w.payment];
         ids.into_iter()
             .chain(more)
             .map(String::as_str)
@@ -431,6 +442,8 @@ fn matrix(w: &World) -> Vec<Attempt> {
             attempt(Method::PUT, "/api/v1/billing/auto-recharge")
                 .body(json!({"enabled": false, "threshold": "1", "amount": "5"}))
                 .org(o),
+            attempt(Method::POST, "/api/v1/billing/checkout").body(json!({"amount": "10"})).org(o),
+            attempt(Method::GET, "/api/v1/billing/payments").org(o),
             attempt(Method::GET, "/api/v1/installations?all=true").org(o),
             attempt(Method::POST, "/api/v1/installations").body(json!({"agent": "a-tool"})).org(o),
             attempt(Method::GET, "/api/v1/agents").org(o),
@@ -481,6 +494,12 @@ fn matrix(w: &World) -> Vec<Attempt> {
         for call in [A_CALL, A_TEAM_CALL] {
             attempts.push(attempt(Method::GET, format!("/api/v1/usage/audit/{call}")).org(org));
         }
+        attempts.extend([
+            attempt(Method::GET, format!("/api/v1/billing/payments/{}", w.payment)).org(org),
+            attempt(Method::POST, format!("/api/v1/billing/payments/{}/test-confirm", w.payment))
+                .body(json!({}))
+                .org(org),
+        ]);
     }
     attempts
 }

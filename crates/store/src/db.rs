@@ -58,6 +58,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0003_refusals.sql"),
         postgres: include_str!("../migrations/0003_refusals.sql"),
     },
+    Migration {
+        version: 4,
+        name: "payments",
+        sqlite: include_str!("../migrations/0004_payments.sqlite.sql"),
+        postgres: include_str!("../migrations/0004_payments.postgres.sql"),
+    },
 ];
 
 type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
@@ -171,18 +177,24 @@ impl Store {
     /// runs; on SQLite each migration runs in a `BEGIN IMMEDIATE` transaction (the file's
     /// write lock) that checks again, inside it, whether another process applied it first.
     pub async fn migrate(&self) -> Result<usize> {
+        self.migrate_until(i64::MAX).await
+    }
+
+    /// Applies the embedded migrations up to version `last` (as [`Store::migrate`] does
+    /// for all): for tests of what a migration does to data written before it.
+    pub async fn migrate_until(&self, last: i64) -> Result<usize> {
         let mut conn = self.write.acquire().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
         }
-        let result = self.migrate_on(&mut conn).await;
+        let result = self.migrate_on(&mut conn, last).await;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
         }
         result
     }
 
-    async fn migrate_on(&self, conn: &mut sqlx::AnyConnection) -> Result<usize> {
+    async fn migrate_on(&self, conn: &mut sqlx::AnyConnection, last: i64) -> Result<usize> {
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL, checksum TEXT)",
         )
@@ -196,7 +208,7 @@ impl Store {
             conn.execute("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT").await?;
         }
         let mut applied = 0;
-        for m in MIGRATIONS {
+        for m in MIGRATIONS.iter().take_while(|m| m.version <= last) {
             let fail = |e| StoreError::Migration(format!("{:04}_{}", m.version, m.name), e);
             let sql = match self.backend {
                 Backend::Sqlite => m.sqlite,

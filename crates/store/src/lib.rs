@@ -15,7 +15,9 @@ pub mod changes;
 pub mod closing;
 pub mod installs;
 pub mod ledger;
+pub mod notices;
 pub mod orgs;
+pub mod payments;
 pub mod publisher;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -85,7 +85,10 @@ fn migration_files() -> Vec<(i64, String)> {
 async fn every_migration_file_is_embedded_and_applied() {
     let files = migration_files();
     let versions: Vec<i64> = files.iter().map(|(v, _)| *v).collect();
-    assert_eq!(versions, (1..=files.len() as i64).collect::<Vec<_>>(), "one file (or pair) per version, from 1");
+    // Numbers are reserved by the change that needs one, so a branch may lack a number
+    // another branch holds: versions only have to start at 1 and rise, once each.
+    assert_eq!(versions.first(), Some(&1), "versions start at 1");
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "one file (or pair) per version: {versions:?}");
 
     let store = TestStore::new().await.unwrap();
     sqlx::any::install_default_drivers();

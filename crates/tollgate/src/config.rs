@@ -77,6 +77,38 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Log filter, e.g. `info` or `tollgate=debug`. Default `info`.
     pub log: String,
+    /// How credits are bought by card: `none` (default: only operator grants), `stripe`,
+    /// or `local` (a test checkout page on this instance; no money moves — development only).
+    pub payments_provider: String,
+    /// Stripe's secret API key (`sk_live_…` / `sk_test_…`). Required with `stripe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_secret_key: Option<String>,
+    /// The signing secret (`whsec_…`) of the Stripe webhook endpoint pointed at
+    /// `<public_url>/api/v1/billing/webhooks/stripe`. Required with `stripe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe's API base URL. Default `https://api.stripe.com`.
+    pub stripe_api_base: String,
+    /// The smallest card purchase (and auto-recharge amount), USD. Default `5`.
+    pub purchase_min_usd: String,
+    /// The largest card purchase (and auto-recharge amount), USD. Default `10000`.
+    pub purchase_max_usd: String,
+    /// Orgs without auto-recharge whose balance falls below this (USD) get a low-balance
+    /// notification. Default `5`.
+    pub low_balance_usd: String,
+    /// How often, in milliseconds, balances, budgets and auto-recharges are checked and
+    /// queued emails sent. Default 10000.
+    pub billing_watch_interval_ms: u64,
+    /// How notifications are emailed: `none` (default), `smtp`, or `outbox` (`.eml` files in
+    /// `data_dir/outbox`, for development).
+    pub email_sender: String,
+    /// The SMTP server: `smtps://user:password@host:465`,
+    /// `smtp://user:password@host:587?tls=required` (STARTTLS) or `smtp://host:25`.
+    /// Required with `smtp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// The sender of emails. Default `Tollgate <tollgate@localhost>`.
+    pub email_from: String,
 }
 
 impl Default for Config {
@@ -107,6 +139,17 @@ impl Default for Config {
             meter_threads: 1,
             shutdown_grace_ms: 10_000,
             log: "info".into(),
+            payments_provider: "none".into(),
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: "https://api.stripe.com".into(),
+            purchase_min_usd: "5".into(),
+            purchase_max_usd: "10000".into(),
+            low_balance_usd: "5".into(),
+            billing_watch_interval_ms: 10_000,
+            email_sender: "none".into(),
+            smtp_url: None,
+            email_from: "Tollgate <tollgate@localhost>".into(),
         }
     }
 }
@@ -138,10 +181,22 @@ pub const KEYS: &[&str] = &[
     "meter_threads",
     "shutdown_grace_ms",
     "log",
+    "payments_provider",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "stripe_api_base",
+    "purchase_min_usd",
+    "purchase_max_usd",
+    "low_balance_usd",
+    "billing_watch_interval_ms",
+    "email_sender",
+    "smtp_url",
+    "email_from",
 ];
 
 /// Keys whose values are never printed.
-const SECRET_KEYS: &[&str] = &["encryption_key", "database_url", "redis_url"];
+const SECRET_KEYS: &[&str] =
+    &["encryption_key", "database_url", "redis_url", "stripe_secret_key", "stripe_webhook_secret", "smtp_url"];
 
 /// Environment variables that are not configuration keys but are allowed: the
 /// configuration file's path, and the password of `tollgate admin create-user`.
@@ -185,6 +240,17 @@ impl Config {
             "meter_threads" => self.meter_threads = num(value)?,
             "shutdown_grace_ms" => self.shutdown_grace_ms = num(value)?,
             "log" => self.log = value.into(),
+            "payments_provider" => self.payments_provider = value.into(),
+            "stripe_secret_key" => self.stripe_secret_key = Some(value.into()),
+            "stripe_webhook_secret" => self.stripe_webhook_secret = Some(value.into()),
+            "stripe_api_base" => self.stripe_api_base = value.into(),
+            "purchase_min_usd" => self.purchase_min_usd = value.into(),
+            "purchase_max_usd" => self.purchase_max_usd = value.into(),
+            "low_balance_usd" => self.low_balance_usd = value.into(),
+            "billing_watch_interval_ms" => self.billing_watch_interval_ms = num(value)?,
+            "email_sender" => self.email_sender = value.into(),
+            "smtp_url" => self.smtp_url = Some(value.into()),
+            "email_from" => self.email_from = value.into(),
             _ => bail!("unknown configuration key {key:?}"),
         }
         Ok(())
@@ -269,7 +335,62 @@ impl Config {
         }
         tollgate_domain::Nanos::parse_usd(&self.signup_grant_usd)
             .map_err(|e| anyhow::anyhow!("signup_grant_usd {e}"))?;
+        self.check_payments()?;
+        self.check_email()
+    }
+
+    /// The card payments settings: a known provider, Stripe's secrets when it is Stripe,
+    /// purchase limits in whole cents with the smallest no larger than the largest.
+    fn check_payments(&self) -> Result<()> {
+        match self.payments_provider.as_str() {
+            "none" | "local" => {}
+            "stripe" => {
+                let missing = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+                if missing(&self.stripe_secret_key) || missing(&self.stripe_webhook_secret) {
+                    bail!("payments_provider \"stripe\" needs stripe_secret_key and stripe_webhook_secret");
+                }
+                if !self.stripe_api_base.starts_with("https://") && !self.stripe_api_base.starts_with("http://") {
+                    bail!("stripe_api_base must be an http(s):// URL");
+                }
+            }
+            other => bail!("payments_provider must be \"none\", \"stripe\" or \"local\", not {other:?}"),
+        }
+        let (min, max) = self.purchase_limits()?;
+        if min > max {
+            bail!("purchase_min_usd must not be more than purchase_max_usd");
+        }
+        self.low_balance()?;
+        if self.billing_watch_interval_ms == 0 {
+            bail!("billing_watch_interval_ms must be more than 0");
+        }
         Ok(())
+    }
+
+    /// The smallest and largest card purchase.
+    pub fn purchase_limits(&self) -> Result<(tollgate_domain::Nanos, tollgate_domain::Nanos)> {
+        let cents = |key: &str, text: &str| -> Result<tollgate_domain::Nanos> {
+            let amount = tollgate_domain::Nanos::parse_usd(text).map_err(|e| anyhow::anyhow!("{key} {e}"))?;
+            if amount.0 <= 0 || amount.0 % 10_000_000 != 0 {
+                bail!("{key} must be a positive number of whole cents, such as 5 or 5.50");
+            }
+            Ok(amount)
+        };
+        Ok((cents("purchase_min_usd", &self.purchase_min_usd)?, cents("purchase_max_usd", &self.purchase_max_usd)?))
+    }
+
+    /// The low-balance threshold of orgs without auto-recharge.
+    pub fn low_balance(&self) -> Result<tollgate_domain::Nanos> {
+        tollgate_domain::Nanos::parse_usd(&self.low_balance_usd).map_err(|e| anyhow::anyhow!("low_balance_usd {e}"))
+    }
+
+    /// The email settings: a known sender, an SMTP URL when it is SMTP.
+    fn check_email(&self) -> Result<()> {
+        match self.email_sender.as_str() {
+            "none" | "outbox" => Ok(()),
+            "smtp" if self.smtp_url.as_deref().is_some_and(|u| !u.trim().is_empty()) => Ok(()),
+            "smtp" => bail!("email_sender \"smtp\" needs smtp_url"),
+            other => bail!("email_sender must be \"none\", \"smtp\" or \"outbox\", not {other:?}"),
+        }
     }
 
     /// The database URL: configured, or SQLite inside `data_dir`.
@@ -328,16 +449,66 @@ mod tests {
                     "true"
                 }
                 "max_request_bytes" | "meter_threads" | "shutdown_grace_ms" => "7",
-                k if k.starts_with("rate_limit") || k.starts_with("upstream_") || k == "platform_fee_bps" => "7",
+                k if k.starts_with("rate_limit")
+                    || k.starts_with("upstream_")
+                    || k == "platform_fee_bps"
+                    || k == "billing_watch_interval_ms" =>
+                {
+                    "7"
+                }
                 "billing_durability" => "sync",
                 _ => "value",
             };
             c.set(key, value).unwrap();
         }
         c.encryption_key = Some("deadbeef-secret".into());
+        c.stripe_secret_key = Some("sk_live_secret".into());
+        c.stripe_webhook_secret = Some("whsec_secret".into());
+        c.smtp_url = Some("smtps://mailer:pw-secret@smtp.example.com".into());
         let shown = c.redacted();
-        assert!(!shown.contains("deadbeef-secret"));
+        for secret in ["deadbeef-secret", "sk_live_secret", "whsec_secret", "pw-secret"] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
         assert!(shown.contains("encryption_key = \"<hidden>\""));
+        assert!(shown.contains("stripe_secret_key = \"<hidden>\""));
+    }
+
+    #[test]
+    fn payments_and_email_settings_are_checked() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env: Vec<(String, String)> =
+                pairs.iter().map(|(k, v)| (format!("TOLLGATE_{}", k.to_ascii_uppercase()), v.to_string())).collect();
+            Config::load(None, &env, &[]).map(|(c, _)| c)
+        };
+        let c = load(&[]).unwrap();
+        assert_eq!((c.payments_provider.as_str(), c.email_sender.as_str()), ("none", "none"));
+        assert_eq!(
+            c.purchase_limits().unwrap(),
+            (tollgate_domain::Nanos(5_000_000_000), tollgate_domain::Nanos(10_000_000_000_000))
+        );
+        assert!(load(&[("payments_provider", "local"), ("email_sender", "outbox")]).is_ok());
+        let stripe =
+            [("payments_provider", "stripe"), ("stripe_secret_key", "sk_test_1"), ("stripe_webhook_secret", "whsec_1")];
+        assert!(load(&stripe).is_ok());
+        for bad in [
+            vec![("payments_provider", "paypal")],
+            vec![("payments_provider", "stripe")],
+            vec![("payments_provider", "stripe"), ("stripe_secret_key", "sk_test_1")],
+            vec![("purchase_min_usd", "0")],
+            vec![("purchase_min_usd", "5.001")],
+            vec![("purchase_min_usd", "50"), ("purchase_max_usd", "20")],
+            vec![("purchase_max_usd", "lots")],
+            vec![("low_balance_usd", "-1")],
+            vec![("billing_watch_interval_ms", "0")],
+            vec![("email_sender", "pigeon")],
+            vec![("email_sender", "smtp")],
+        ] {
+            assert!(load(&bad).is_err(), "{bad:?}");
+        }
+        let mut with_base = stripe.to_vec();
+        with_base.push(("stripe_api_base", "ftp://stripe"));
+        assert!(load(&with_base).is_err());
+        assert!(load(&[("email_sender", "smtp"), ("smtp_url", "smtp://localhost:25")]).is_ok());
     }
 
     #[test]

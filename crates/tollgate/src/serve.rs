@@ -66,8 +66,12 @@ pub fn app_state(config: &Config, store: Store) -> Result<AppState> {
         public_url: public_url(config, &config.listen),
         platform_fee_bps: config.platform_fee_bps,
         trust_forwarded_for: config.trust_forwarded_for,
+        purchase_min: config.purchase_limits()?.0,
+        purchase_max: config.purchase_limits()?.1,
+        low_balance: config.low_balance()?,
+        watch_interval: Duration::from_millis(config.billing_watch_interval_ms),
     };
-    Ok(AppState::new(store, api, sealer(config)?))
+    crate::services::attach(config, AppState::new(store, api, sealer(config)?))
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
@@ -139,6 +143,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Vec::new()
     };
     let sweeper = tokio::spawn(sweep_holds(store.clone(), shutdown.clone()));
+    let billing = tokio::spawn(tollgate_api::tasks::run(state.clone(), shutdown.clone().cancelled_owned()));
     println!("listening on http://{bound}");
     for line in demo {
         println!("{line}");
@@ -171,6 +176,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     shutdown.cancel();
     gateway.shutdown().await;
     let _ = sweeper.await;
+    let _ = billing.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

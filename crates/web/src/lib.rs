@@ -98,6 +98,11 @@ pub fn router(state: AppState, config: WebConfig) -> Router {
         .route("/billing", get(pages::billing::billing))
         .route("/billing/budget", post(pages::billing::budget))
         .route("/billing/auto-recharge", post(pages::billing::auto_recharge))
+        .route("/billing/checkout", post(pages::billing::checkout))
+        .route(
+            "/billing/test-checkout/{id}",
+            get(pages::billing::test_checkout).post(pages::billing::confirm_test_checkout),
+        )
         .route("/team", get(pages::team::team))
         .route("/team/new", post(pages::team::create))
         .route("/team/{org}/rename", post(pages::team::rename))

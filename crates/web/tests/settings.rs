@@ -17,7 +17,7 @@ async fn the_theme_and_email_preference_are_saved_through_the_api() {
     check_html(&page.html);
     page.assert_contains("id=\"theme-system\" name=\"theme\" value=\"system\" checked");
     page.assert_contains("id=\"email-notifications\" name=\"email_notifications\" value=\"on\" checked");
-    page.assert_contains("does not send email yet");
+    page.assert_contains("they are also emailed to you, if the operator of this instance has set up email");
 
     let dark = w.submit("/settings/theme", &[("theme", "dark")], &ada).await;
     assert_eq!((dark.status, dark.location()), (StatusCode::SEE_OTHER, "/settings?notice=theme_saved"));

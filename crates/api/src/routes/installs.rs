@@ -152,11 +152,28 @@ pub(crate) async fn uninstall(
     auth.require(Scope::AccountWrite)?;
     let (c, inst) = owned(&state, auth, &id).await?;
     c.require_admin()?;
+    let keys = state.store.installation_keys(&inst.id).await?;
     match state.store.uninstall(&inst.id).await {
         Err(StoreError::NotFound) => Err(ApiError::NotFound("active installation")),
         other => {
             other?;
             tracing::info!(org.id = %c.org.id, installation.id = %inst.id, "agent uninstalled");
+            let mut owners: Vec<&str> = keys
+                .iter()
+                .filter(|k| k.revoked_at.is_none() && k.user_id != c.auth.user.id)
+                .map(|k| k.user_id.as_str())
+                .collect();
+            owners.sort_unstable();
+            owners.dedup();
+            if !owners.is_empty() {
+                let agent = state.store.agent(&inst.agent_id).await?;
+                let what = format!("uninstalled {} from {}, which revoked every key of it", agent.name, c.org.name);
+                for owner in owners {
+                    let event = format!("{}:{owner}", inst.id);
+                    let sent = crate::notify::keys_revoked(&state, owner, &c.auth.user, &agent, &what, &event).await;
+                    crate::notify::log_failure("keys revoked", sent);
+                }
+            }
             Ok(StatusCode::NO_CONTENT)
         }
     }
@@ -287,8 +304,17 @@ pub(crate) async fn revoke_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.require(Scope::AccountWrite)?;
+    let by = auth.user.clone();
     let key = own_key(&state, auth, &id).await?;
     state.store.revoke_key(&key.id).await?;
     tracing::info!(key.id = %key.id, "key revoked");
+    if key.revoked_at.is_none() && key.user_id != by.id {
+        let agent = state.store.agent(&key.agent_id).await?;
+        let what = format!("revoked your key \"{}\"", key.name);
+        crate::notify::log_failure(
+            "key revoked",
+            crate::notify::keys_revoked(&state, &key.user_id, &by, &agent, &what, &key.id).await,
+        );
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -277,21 +277,7 @@ pub(crate) async fn invite(
         )
         .await?;
     if let Some((invitee, _)) = state.store.user_by_email(&email).await? {
-        let title = format!("{} invited you to {}", c.auth.user.name, c.org.name);
-        state
-            .store
-            .notify(
-                &invitee.id,
-                "invitation",
-                &title,
-                &format!(
-                    "Join as {} by opening the invitation link {} shares with you.",
-                    role.as_str(),
-                    c.auth.user.name
-                ),
-                Some("/team"),
-            )
-            .await?;
+        crate::notify::invitation(&state, &invitee.id, &c.auth.user, &c.org, role, &invitation.id).await?;
     }
     tracing::info!(org.id = %c.org.id, invitation.id = %invitation.id, "invitation created");
     let accept_url = format!("{}/invitations/{token}", state.config.public_url.trim_end_matches('/'));

@@ -212,6 +212,35 @@ impl TestApp {
         TestApp { store, state, router }
     }
 
+    /// A running API with `config` over a fresh store, its state shaped by `shape` (a
+    /// payment provider, an email sender).
+    pub async fn with_state(config: ApiConfig, shape: impl FnOnce(AppState) -> AppState) -> TestApp {
+        let store = TestStore::new().await.expect("test store");
+        let sealer = Sealer::from_hex(&Sealer::generate_key_hex().unwrap()).unwrap();
+        let state = shape(AppState::new(store.store.clone(), config, sealer));
+        let router = tollgate_api::router(state.clone());
+        TestApp { store, state, router }
+    }
+
+    /// Creates a team owned by `owner`; returns its id.
+    pub async fn team(&self, owner: &TestUser, name: &str) -> String {
+        let r = self.post("/api/v1/orgs", json!({"name": name}), &owner.caller()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Signs `email` up and adds them to `team` as `role` (invited by `owner`).
+    pub async fn join(&self, owner: &TestUser, team: &str, email: &str, role: &str) -> TestUser {
+        let user = self.user(email).await;
+        let path = format!("/api/v1/orgs/{team}/invitations");
+        let inv = self.post(&path, json!({"email": email, "role": role}), &owner.caller()).await;
+        assert_eq!(inv.status, StatusCode::CREATED, "{:?}", inv.body);
+        let token = inv.body["token"].as_str().unwrap();
+        let accepted = self.post(&format!("/api/v1/invitations/{token}/accept"), json!({}), &user.caller()).await;
+        assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+        user
+    }
+
     /// A handle on the router, for requests sent in parallel.
     pub fn router(&self) -> Router {
         self.router.clone()

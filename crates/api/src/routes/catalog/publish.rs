@@ -295,13 +295,15 @@ pub async fn publish_version(state: &AppState, agent: &Agent, req: CreateVersion
         created_at: now,
         updated_at: now,
     };
-    match state.store.create_version(&version).await {
+    let version = match state.store.create_version(&version).await {
         Err(StoreError::Conflict(_)) => {
             let message = format!("{} {} is already published; pick a new number", agent.slug, version.version);
-            Err(ApiError::Conflict("version_exists", message))
+            return Err(ApiError::Conflict("version_exists", message));
         }
-        other => Ok(other?),
-    }
+        other => other?,
+    };
+    crate::notify::log_failure("new version", crate::notify::new_version(state, agent, &version).await);
+    Ok(version)
 }
 
 #[utoipa::path(post, path = "/api/v1/agents/{slug}/versions", tag = "publisher", request_body = CreateVersionRequest,
@@ -396,6 +398,7 @@ pub(crate) async fn update_version(
             format!("{} {} is retired, and retirement is final", agent.slug, number),
         ));
     }
+    let latest = state.store.agent_version(&agent.id, "latest").await.ok();
     let updated =
         state.store.set_version_status(&version, from.as_str(), to.as_str(), now_ms()).await.map_err(|e| match e {
             StoreError::Conflict(_) => {
@@ -405,5 +408,12 @@ pub(crate) async fn update_version(
         })?;
     tracing::info!(org.id = %c.org.id, agent.slug = %agent.slug, version = %number, status = to.as_str(),
         "version status changed");
+    if to != VersionStatus::Active {
+        let was_latest = latest.is_some_and(|l| l.id == updated.id);
+        crate::notify::log_failure(
+            "version status",
+            crate::notify::version_status(&state, &agent, &updated, was_latest).await,
+        );
+    }
     Ok(view(&updated))
 }

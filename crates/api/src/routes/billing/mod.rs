@@ -1,4 +1,7 @@
-//! Balance, transaction history, budget, auto-recharge and operator grants.
+//! Balance, transaction history, budget, auto-recharge and operator grants; card
+//! payments in [`payments`].
+
+pub(crate) mod payments;
 
 use crate::auth::{Auth, OrgCtx};
 use crate::error::{ApiError, ApiResult};
@@ -15,6 +18,7 @@ use tollgate_domain::catalog::Scope;
 use tollgate_domain::secret::random_token;
 use tollgate_domain::time::{now_ms, rfc3339, utc_month_start};
 use tollgate_store::ledger::{AccountKind, NewTransfer, PLATFORM, Transfer};
+use tollgate_store::payments::RechargeSettings;
 use utoipa::ToSchema;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -24,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/billing/budget", put(set_budget))
         .route("/billing/auto-recharge", put(set_auto_recharge))
         .route("/admin/orgs/{org}/grants", post(admin_grant))
+        .merge(payments::routes())
 }
 
 /// An org's credits.
@@ -41,6 +46,39 @@ pub struct BalanceView {
     pub spent_this_month: String,
     /// Auto-recharge settings, if set.
     pub auto_recharge: Option<serde_json::Value>,
+    /// What auto-recharge has done: the recharge in flight, the last one, failures.
+    pub recharge_status: RechargeStatusView,
+    /// How credits are bought on this instance.
+    pub card_payments: CardPaymentsView,
+}
+
+/// Auto-recharge's record.
+#[derive(Serialize, ToSchema)]
+pub struct RechargeStatusView {
+    /// A recharge is being charged now.
+    pub in_flight: bool,
+    pub last_recharge_at: Option<String>,
+    pub last_recharge_amount: Option<String>,
+    /// Why the last failed recharge failed.
+    pub last_failure: Option<String>,
+    pub last_failure_at: Option<String>,
+    /// Failed recharges since the last one that succeeded.
+    pub failures: i64,
+    /// Auto-recharged since the first of this month (UTC).
+    pub this_month: String,
+}
+
+/// Card payments on this instance.
+#[derive(Serialize, ToSchema)]
+pub struct CardPaymentsView {
+    /// `stripe` or `local` (test payments, no card charged); null when card payments are
+    /// not set up and credits come only from grants.
+    pub provider: Option<String>,
+    /// The smallest and largest purchase, USD.
+    pub min_amount: String,
+    pub max_amount: String,
+    /// A card is saved for this org (auto-recharge charges it).
+    pub card_on_file: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/billing/balance", tag = "billing",
@@ -51,7 +89,14 @@ pub(crate) async fn balance(State(state): State<AppState>, c: OrgCtx) -> ApiResu
     // A read never creates the account (that would take the write connection); every org
     // gets one at sign-up, and one without is empty.
     let account = state.store.find_ledger_account(AccountKind::OrgCredit, &c.org.id).await?.unwrap_or_default();
-    let spent = state.store.spend_since(&account.id, utc_month_start(now_ms())).await?;
+    let month = utc_month_start(now_ms());
+    let spent = state.store.spend_since(&account.id, month).await?;
+    let status = state.store.recharge_status(&c.org.id, month).await?;
+    let provider = state.payments.as_ref().map(|p| p.name());
+    let card_on_file = match provider {
+        Some(name) => state.store.payment_method(&c.org.id, name).await?.is_some_and(|m| m.payment_method.is_some()),
+        None => false,
+    };
     Ok(Json(BalanceView {
         balance: usd(account.balance),
         available: usd(account.available()),
@@ -60,6 +105,21 @@ pub(crate) async fn balance(State(state): State<AppState>, c: OrgCtx) -> ApiResu
         monthly_budget: c.org.monthly_budget.map(usd),
         spent_this_month: usd(spent),
         auto_recharge: c.org.auto_recharge.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+        recharge_status: RechargeStatusView {
+            in_flight: status.in_flight.is_some(),
+            last_recharge_at: status.last_success.as_ref().map(|p| rfc3339(p.updated_at)),
+            last_recharge_amount: status.last_success.as_ref().map(|p| usd(p.amount)),
+            last_failure: status.last_failure.as_ref().and_then(|p| p.failure.clone()),
+            last_failure_at: status.last_failure.as_ref().map(|p| rfc3339(p.updated_at)),
+            failures: status.failures,
+            this_month: usd(status.this_month),
+        },
+        card_payments: CardPaymentsView {
+            provider: provider.map(str::to_string),
+            min_amount: usd(state.config.purchase_min),
+            max_amount: usd(state.config.purchase_max),
+            card_on_file,
+        },
     }))
 }
 
@@ -159,16 +219,20 @@ pub(crate) async fn set_budget(
     balance(State(state), OrgCtx { org, ..c }).await
 }
 
-/// Auto-recharge: when available credits fall below `threshold`, buy `amount` with the
-/// org's card on file.
+/// Auto-recharge: when the balance falls below `threshold`, buy `amount` with the card
+/// saved at the org's last card purchase, at most `monthly_limit` a month.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutoRechargeRequest {
     pub enabled: bool,
     /// USD, e.g. `"10.00"`.
     pub threshold: String,
-    /// USD, at least `"5.00"`.
+    /// USD, whole cents within the purchase limits (by default `"5.00"` to `"10000.00"`).
     pub amount: String,
+    /// USD; at most this much auto-recharged per calendar month (UTC). Null or absent:
+    /// no limit.
+    #[serde(default)]
+    pub monthly_limit: Option<String>,
 }
 
 #[utoipa::path(put, path = "/api/v1/billing/auto-recharge", tag = "billing", request_body = AutoRechargeRequest,
@@ -184,12 +248,17 @@ pub(crate) async fn set_auto_recharge(
     c.require_admin()?;
     let threshold = parse_usd("threshold", &req.threshold)?;
     let amount = parse_usd("amount", &req.amount)?;
-    if amount < Nanos(5_000_000_000) {
-        return Err(ApiError::invalid("amount", "must be at least 5.00"));
+    crate::payments::check_amount(&state, "amount", amount)?;
+    let monthly_limit = req.monthly_limit.as_deref().map(|t| parse_usd("monthly_limit", t)).transpose()?;
+    if monthly_limit.is_some_and(|limit| limit < amount) {
+        return Err(ApiError::invalid("monthly_limit", "must be at least the amount of one recharge"));
     }
-    let settings =
-        serde_json::json!({"enabled": req.enabled, "threshold": usd(threshold), "amount": usd(amount)}).to_string();
-    state.store.set_auto_recharge(&c.org.id, Some(&settings)).await?;
+    let mut json = serde_json::json!({"enabled": req.enabled, "threshold": usd(threshold), "amount": usd(amount)});
+    if let Some(limit) = monthly_limit {
+        json["monthly_limit"] = usd(limit).into();
+    }
+    let settings = RechargeSettings { enabled: req.enabled, threshold, amount, monthly_limit };
+    state.store.set_recharge(&c.org.id, &json.to_string(), &settings).await?;
     let org = state.store.org(&c.org.id).await?;
     balance(State(state), OrgCtx { org, ..c }).await
 }
