@@ -8,7 +8,9 @@
 //! request's id when there is one, so a client never waits for an answer that will not
 //! come. With `sync` durability, a call that may be charged has its latest frame held back
 //! until the next one arrives or, for the last one, until its charge is committed: the last
-//! byte reaches the client only after the commit.
+//! byte reaches the client only after the commit. On an SSE stream this starts at the frame
+//! that carries the answer (`"result"` or `"error"`): the events before it (progress,
+//! logs, requests to the client) pass at once, as they would without billing.
 
 use crate::directory::InFlight;
 use crate::meter::{Meter, Metering};
@@ -65,6 +67,11 @@ pub(crate) struct MeteredBody {
     hold_back: bool,
     /// The frame held back.
     held: Option<Bytes>,
+    /// On an SSE stream, a frame that may carry the answer was seen: frames are held back
+    /// from it on (before it, they pass at once).
+    answering: bool,
+    /// The last bytes of the previous frame, for a marker split between two frames.
+    carry: Vec<u8>,
     /// What the gateway sends after the upstream's bytes (an SSE error event).
     tail: Option<Bytes>,
     /// The JSON-RPC id the request asked with (for the error event).
@@ -133,6 +140,8 @@ impl MeteredBody {
             sync,
             hold_back: sync && chargeable,
             held: None,
+            answering: false,
+            carry: Vec::new(),
             tail: None,
             rpc_id,
             slot,
@@ -265,6 +274,22 @@ impl MeteredBody {
     }
 }
 
+/// Whether an SSE frame may carry a JSON-RPC answer (a `"result"` or `"error"` member,
+/// also when split between `carry`, the end of the frame before, and this one): from such
+/// a frame on, `sync` durability holds frames back. A notification that merely mentions
+/// the word only starts the holding early.
+fn may_answer(carry: &mut Vec<u8>, frame: &[u8]) -> bool {
+    const MARKERS: [&[u8]; 2] = [b"\"result\"", b"\"error\""];
+    let found = |text: &[u8]| MARKERS.iter().any(|m| text.windows(m.len()).any(|w| w == *m));
+    // The bytes before this frame and its first ones hold any marker split between them.
+    let mut joint = std::mem::take(carry);
+    joint.extend_from_slice(&frame[..frame.len().min(7)]);
+    let answer = found(&joint) || found(frame);
+    let seen: &[u8] = if frame.len() >= 7 { frame } else { &joint };
+    *carry = seen[seen.len().saturating_sub(7)..].to_vec();
+    answer
+}
+
 impl Body for MeteredBody {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -340,7 +365,11 @@ impl Body for MeteredBody {
                     // A last frame whose commit is awaited (sync durability, or a database
                     // that fell behind) goes out after the commit.
                     let wait_for_commit = last && this.committed.is_some();
-                    if !(this.hold_back || wait_for_commit) {
+                    if this.hold_back && this.sse && !this.answering {
+                        this.answering = may_answer(&mut this.carry, &data);
+                    }
+                    let hold = this.hold_back && (!this.sse || this.answering);
+                    if !(hold || wait_for_commit) {
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     // Hold this frame back; let the one held before it go.
@@ -378,5 +407,25 @@ impl Drop for MeteredBody {
             self.observed.disconnected = true;
             self.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_answer;
+
+    #[test]
+    fn an_answer_is_found_in_a_frame_and_across_frames() {
+        let frames = |parts: &[&str]| {
+            let mut carry = Vec::new();
+            parts.iter().map(|p| may_answer(&mut carry, p.as_bytes())).collect::<Vec<_>>()
+        };
+        assert_eq!(frames(&["data: {\"method\":\"notifications/progress\"}\n\n"]), [false]);
+        assert_eq!(frames(&["data: {\"id\":1,\"result\":{}}\n\n"]), [true]);
+        assert_eq!(frames(&["data: {\"id\":1,\"error\":{}}"]), [true]);
+        assert_eq!(frames(&["data: {\"id\":1,\"res", "ult\":{}}\n\n"]), [false, true]);
+        assert_eq!(frames(&["data: {\"id\":1,\"", "e", "rr", "or\":1}"]), [false, false, false, true]);
+        assert_eq!(frames(&["\"error"]), [false]);
+        assert_eq!(frames(&["\"err", "or\""]), [false, true]);
     }
 }

@@ -345,6 +345,58 @@ async fn sync_durability_holds_the_last_frame_until_the_charge_is_committed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_durability_streams_events_before_the_answer_at_once_and_the_answer_after_the_commit() {
+    use std::time::{Duration, Instant};
+    let world = World::with(|c| c.durability = tollgate_gateway::Durability::Sync).await;
+    // A progress event, a long pause, then the answer; the stream ends a while after it.
+    let handler = || async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+            let _ = tx.send(bytes::Bytes::from_static(progress.as_bytes())).await;
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let answer = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
+            let _ = tx.send(bytes::Bytes::from_static(answer.as_bytes())).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        });
+        axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::new(common::ChannelBody(rx)))
+            .unwrap()
+    };
+    let upstream = common::serve(axum::Router::new().route("/mcp", axum::routing::post(handler))).await;
+    let publisher = world.person("p@example.com").await;
+    let consumer = world.person("c@example.com").await;
+    let functions = json!([{"name": "work", "pricing": {"model": "per_request", "price": "0.01"}, "free_calls": 0, "free_reset": "lifetime"}]);
+    let (_, _, key) = world.listed(&publisher, &consumer, "streamed", &format!("{upstream}/mcp"), "0", functions).await;
+
+    let started = Instant::now();
+    let mut response = world
+        .http
+        .post(format!("{}/streamed/1.0.0/mcp", world.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(tool_call(1, "work", json!({})))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let mut text = String::new();
+    while !text.contains("notifications/progress") {
+        text.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("the progress event")));
+    }
+    assert!(started.elapsed() < Duration::from_millis(500), "the progress event was not held back");
+    while !text.contains("\"result\"") {
+        text.push_str(&String::from_utf8_lossy(&response.chunk().await.unwrap().expect("the answer")));
+    }
+    // The answer is in the client's hands only once its charge is committed.
+    let (record, transfer) = world.store.usage_record(&id).await.unwrap().expect("committed before the answer");
+    assert_eq!((record.cost.0, transfer.is_some()), (10_000_000, true));
+    assert!(started.elapsed() >= Duration::from_millis(900), "the answer waited for the stream's end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_members_are_settled_each_at_their_own_price() {
     let world = World::new().await;
     let members = [
