@@ -84,10 +84,11 @@ pub struct GatewayConfig {
     pub write_window: Duration,
     /// Threads that count tokens and settle calls (0: one per core, at most 4).
     pub meter_threads: usize,
-    /// With async durability, how many finished calls may wait for their commit before a
-    /// finishing call's last bytes wait for it too: about the most answered calls a hard
-    /// crash can leave uncharged when the database falls behind.
-    pub max_uncommitted: usize,
+    /// With async durability, how far the writer may fall behind: once the oldest call
+    /// finished and not yet committed is older than this, a finishing call's last bytes
+    /// wait for its commit. A hard crash then leaves uncharged only calls answered within
+    /// about this long (plus one write window) before it, however slow the database is.
+    pub max_commit_lag: Duration,
     /// Which upstream addresses the gateway may connect to.
     pub upstream_addresses: AddressPolicy,
     /// Extra root certificates (PEM; each may hold several) trusted for HTTPS upstreams,
@@ -114,7 +115,7 @@ impl Default for GatewayConfig {
             durability: Durability::Async,
             write_window: Duration::from_millis(5),
             meter_threads: 1,
-            max_uncommitted: 128,
+            max_commit_lag: Duration::from_millis(50),
             upstream_addresses: AddressPolicy::default(),
             upstream_ca_pem: Vec::new(),
             max_in_flight_per_version: 0,
@@ -171,7 +172,7 @@ impl Gateway {
             to_writer.clone(),
             config.platform_fee_bps,
             config.durability == Durability::Sync,
-            config.max_uncommitted,
+            config.max_commit_lag,
         )?;
         let changes = store.clone();
         let inner = Arc::new(Inner {

@@ -8,10 +8,10 @@ use crate::body::Observed;
 use crate::counters::{Counters, Taken};
 use crate::credit::{Credit, Reservation};
 use crate::directory::{Caller, Target};
-use crate::writer::Writer;
+use crate::writer::{Backlog, Writer};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -150,10 +150,10 @@ pub(crate) struct Meter {
     streams: Arc<AtomicU64>,
     sync: bool,
     /// Calls finished and not yet committed (the writer gives them back).
-    uncommitted: Arc<AtomicUsize>,
-    /// Past this many, a finishing call waits for its commit even with async durability,
-    /// so a crash can lose no more than about this many answered calls.
-    max_uncommitted: usize,
+    backlog: Arc<Backlog>,
+    /// Once the oldest of those is older than this, a finishing call waits for its commit
+    /// even with async durability, so a crash loses only calls answered about this recently.
+    max_commit_lag: Duration,
 }
 
 /// The longest function name or method stored on a usage record.
@@ -182,9 +182,9 @@ impl Meter {
         writer: Writer,
         platform_fee_bps: i64,
         sync: bool,
-        max_uncommitted: usize,
+        max_commit_lag: Duration,
     ) -> std::io::Result<Meter> {
-        let uncommitted = writer.uncommitted();
+        let backlog = writer.backlog();
         let settler = Arc::new(Settler { credit, counters, writer, platform_fee_bps });
         let nap = if sync { Duration::ZERO } else { Duration::from_millis(1) };
         let mut mailboxes = Vec::new();
@@ -194,13 +194,7 @@ impl Meter {
             std::thread::Builder::new().name(format!("tollgate-meter-{i}")).spawn(move || settler.run(&inbox))?;
             mailboxes.push(mailbox);
         }
-        Ok(Meter {
-            threads: Arc::new(mailboxes),
-            streams: Arc::new(AtomicU64::new(0)),
-            sync,
-            uncommitted,
-            max_uncommitted,
-        })
+        Ok(Meter { threads: Arc::new(mailboxes), streams: Arc::new(AtomicU64::new(0)), sync, backlog, max_commit_lag })
     }
 
     /// Whether each call's end waits for its charge to be committed.
@@ -223,11 +217,11 @@ impl Meter {
         self.send(metering.stream, Job::Frames { stream: metering.stream, frames, batch });
     }
 
-    /// A call is over: settle it. With sync durability — or when more calls than allowed
-    /// are finished and not yet committed — the returned receiver answers once its charge is
-    /// committed (and the response's end waits for it).
+    /// A call is over: settle it. With sync durability — or when the writer is further
+    /// behind than allowed — the returned receiver answers once its charge is committed
+    /// (and the response's end waits for it).
     pub fn finish(&self, metering: Metering, observed: Observed) -> Option<oneshot::Receiver<()>> {
-        let behind = self.uncommitted.fetch_add(1, Ordering::AcqRel) >= self.max_uncommitted;
+        let behind = self.backlog.finished(self.max_commit_lag);
         let (committed, wait) = if self.sync || behind {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))

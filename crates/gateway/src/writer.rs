@@ -7,8 +7,8 @@
 //! usage records of calls refused once their key was known go the same way.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tollgate_store::calls::{SettledCall, UsageRecord};
 use tollgate_store::{Store, StoreError};
@@ -20,9 +20,49 @@ pub(crate) const MAX_BATCH: usize = 2048;
 #[derive(Clone)]
 pub struct Writer {
     inbox: mpsc::UnboundedSender<Write>,
-    /// Calls the gateway finished and the writer has not committed yet (counted by the
-    /// meter, given back here once committed).
-    uncommitted: Arc<AtomicUsize>,
+    /// How far behind the writer is (the meter counts calls in, the writer out).
+    backlog: Arc<Backlog>,
+}
+
+/// Calls the gateway finished and the writer has not committed yet, and how old the oldest
+/// of them may be. Times are microseconds since the gateway started.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    epoch: Instant,
+    /// Finished calls not yet committed.
+    uncommitted: AtomicUsize,
+    /// Every call that reached the writer before this time is committed.
+    committed_through: AtomicU64,
+    /// When the count of uncommitted calls last rose from zero.
+    pending_since: AtomicU64,
+}
+
+impl Backlog {
+    fn new() -> Backlog {
+        Backlog {
+            epoch: Instant::now(),
+            uncommitted: AtomicUsize::new(0),
+            committed_through: AtomicU64::new(0),
+            pending_since: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts a finished call in; answers whether the oldest call still waiting for its
+    /// commit is older than `max_lag` (the writer is behind).
+    pub(crate) fn finished(&self, max_lag: Duration) -> bool {
+        let now = self.now();
+        if self.uncommitted.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.pending_since.store(now, Ordering::Release);
+            return false;
+        }
+        // No call waiting is older than the later of these two moments.
+        let oldest = self.committed_through.load(Ordering::Acquire).max(self.pending_since.load(Ordering::Acquire));
+        now.saturating_sub(oldest) > u64::try_from(max_lag.as_micros()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Writer {
@@ -30,9 +70,9 @@ impl Writer {
     /// within a Tokio runtime).
     pub fn start(store: Store, window: Duration) -> Writer {
         let (inbox, rx) = mpsc::unbounded_channel();
-        let uncommitted = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(store, rx, window, uncommitted.clone()));
-        Writer { inbox, uncommitted }
+        let backlog = Arc::new(Backlog::new());
+        tokio::spawn(run(store, rx, window, backlog.clone()));
+        Writer { inbox, backlog }
     }
 
     /// Queues a settled call; `committed` is answered once its batch is committed.
@@ -41,16 +81,16 @@ impl Writer {
     }
 
     /// Queues a settled call; `ends` when it is the last (or only) settled call of a call
-    /// the meter counted in [`Writer::uncommitted`].
+    /// the meter counted in [`Writer::backlog`].
     pub(crate) fn send_call(&self, call: SettledCall, committed: Option<oneshot::Sender<()>>, ends: bool) {
         if self.inbox.send(Write::Call(Box::new(call), committed, ends)).is_err() {
             tracing::error!("the writer has stopped; a settled call was not written");
         }
     }
 
-    /// The count of calls finished and not yet committed.
-    pub(crate) fn uncommitted(&self) -> Arc<AtomicUsize> {
-        self.uncommitted.clone()
+    /// The calls finished and not yet committed.
+    pub(crate) fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// Queues the usage record of a call refused once its key was known (free; written in
@@ -87,7 +127,7 @@ enum Write {
 }
 
 /// Runs the writer until every sender is gone.
-async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration, uncommitted: Arc<AtomicUsize>) {
+async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Duration, backlog: Arc<Backlog>) {
     let mut batch = Batch::default();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut ending = 0;
@@ -112,8 +152,10 @@ async fn run(store: Store, mut inbox: mpsc::UnboundedReceiver<Write>, window: Du
                 next = inbox.try_recv().ok();
             }
         }
+        let closed = backlog.now();
         commit(&store, &mut batch).await;
-        uncommitted.fetch_sub(std::mem::take(&mut ending), Ordering::AcqRel);
+        backlog.committed_through.fetch_max(closed, Ordering::AcqRel);
+        backlog.uncommitted.fetch_sub(std::mem::take(&mut ending), Ordering::AcqRel);
         for done in waiting.drain(..) {
             let _ = done.send(());
         }

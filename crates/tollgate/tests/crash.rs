@@ -9,7 +9,7 @@ use harness::{Db, Server, account, call, echo_upstream, publish_and_install, run
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Whether a body is a whole JSON-RPC result.
 fn whole_answer(body: &str) -> bool {
@@ -17,8 +17,9 @@ fn whole_answer(body: &str) -> bool {
 }
 
 /// Loads a server with `threads` clients for `for_how_long`, then kills it; returns the
-/// request ids of the calls that were answered 200.
-fn load_then_kill(server: Server, key: &str, threads: usize, for_how_long: Duration) -> Vec<String> {
+/// request ids of the calls that were answered 200, each with how long before the kill its
+/// answer arrived.
+fn load_then_kill(server: Server, key: &str, threads: usize, for_how_long: Duration) -> Vec<(String, Duration)> {
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(Mutex::new(Vec::new()));
     let next_id = Arc::new(AtomicU64::new(1));
@@ -33,7 +34,8 @@ fn load_then_kill(server: Server, key: &str, threads: usize, for_how_long: Durat
                         // Answered: the whole answer arrived (a connection cut by the kill
                         // can leave a 200 without its body, which no client takes as an answer).
                         Some(reply) if reply.status == 200 && whole_answer(&reply.body) => {
-                            answered.lock().unwrap().push(reply.header("x-request-id").unwrap().to_string());
+                            let id = reply.header("x-request-id").unwrap().to_string();
+                            answered.lock().unwrap().push((id, Instant::now()));
                         }
                         Some(reply) if reply.status == 200 => {}
                         Some(reply) => assert!(reply.status == 200, "unexpected {}: {}", reply.status, reply.body),
@@ -44,12 +46,14 @@ fn load_then_kill(server: Server, key: &str, threads: usize, for_how_long: Durat
         })
         .collect();
     std::thread::sleep(for_how_long);
+    let killed = Instant::now();
     server.kill();
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.join().unwrap();
     }
-    Arc::try_unwrap(answered).unwrap().into_inner().unwrap()
+    let answered: Vec<(String, Instant)> = Arc::try_unwrap(answered).unwrap().into_inner().unwrap();
+    answered.into_iter().map(|(id, at)| (id, killed.saturating_duration_since(at))).collect()
 }
 
 fn crash_and_recover(durability: &str) {
@@ -71,7 +75,7 @@ fn crash_and_recover(durability: &str) {
     let functions = json!([{"name": "work", "pricing": {"model": "per_request", "price": "0.0001"}, "free_calls": 0, "free_reset": "lifetime"}]);
     let key = publish_and_install(&server.url, &publisher, &consumer, "crashy", &format!("{upstream}/mcp"), functions);
 
-    let answered = load_then_kill(server, &key, 8, Duration::from_millis(1500));
+    let answered = load_then_kill(server, &key, 8, Duration::from_millis(3000));
     assert!(answered.len() > 50, "the load was real: {} calls answered", answered.len());
 
     // Restart on the same data: it must come up, and the ledger must be whole.
@@ -85,7 +89,7 @@ fn crash_and_recover(durability: &str) {
         assert_eq!(audit.orphans, 0, "no charge without its usage record: {audit:?}");
         assert!(audit.charged > 0 && audit.charged == audit.records, "{audit:?}");
         if durability == "sync" {
-            for id in &answered {
+            for (id, _) in &answered {
                 let (record, transfer) = store
                     .usage_record(id)
                     .await
@@ -94,23 +98,29 @@ fn crash_and_recover(durability: &str) {
                 assert!(record.cost.0 == 100_000 && transfer.is_some(), "call {id} was answered but not charged");
             }
         } else {
-            // Async: at most the calls of the last batch window are uncharged, and never more
-            // than the gateway lets finish before their commit (128; past that, a call's last
-            // bytes wait for its commit).
+            // Async: only calls answered just before the kill may be uncharged — the last
+            // write window, and never further back than the gateway lets the writer fall
+            // behind (50 ms; past that, a call's last bytes wait for its commit). A second
+            // is a generous bound for a debug build on a busy machine.
             let recorded = audit.records as usize;
             assert!(recorded <= answered.len() + 8, "recorded {recorded} of {} answered", answered.len());
-            let mut uncharged = 0;
-            for id in &answered {
+            let (mut uncharged, mut latest) = (0, Duration::ZERO);
+            for (id, before_kill) in &answered {
                 match store.usage_record(id).await.unwrap() {
                     Some((record, transfer)) => {
                         assert!(record.cost.0 == 100_000 && transfer.is_some(), "call {id} recorded but not charged")
                     }
-                    None => uncharged += 1,
+                    None => {
+                        uncharged += 1;
+                        latest = latest.max(*before_kill);
+                    }
                 }
             }
-            let bound = 128;
-            println!("{uncharged} of {} answered calls were uncharged after the crash (bound {bound})", answered.len());
-            assert!(uncharged <= bound, "{uncharged} answered calls went uncharged (more than {bound})");
+            println!(
+                "{uncharged} of {} answered calls were uncharged after the crash, the earliest answered {latest:?} before it",
+                answered.len()
+            );
+            assert!(latest < Duration::from_secs(1), "a call answered {latest:?} before the crash went uncharged");
         }
         // The dead replica's credit lease is released by the sweeper once it expires.
         let expired = store.expire_holds(tollgate_domain::time::now_ms() + 3_600_000).await.unwrap();
