@@ -96,7 +96,7 @@ pub async fn measure(dir: &Path, calls: usize) -> Result<WriterResult, String> {
         })
         .collect();
 
-    let writer = Writer::start(store.clone(), std::time::Duration::ZERO);
+    let writer = Writer::start(store.clone(), std::time::Duration::ZERO).map_err(|e| fail("starting the writer", e))?;
     let started = Instant::now();
     for call in settled {
         writer.submit(call, None);

@@ -218,9 +218,56 @@ pub(crate) struct Started {
     pub now_ms: i64,
 }
 
+/// How many refused calls each key may still leave on record in the current minute. A
+/// refusal costs the client nothing and the gateway a row, so a client looping on 429s
+/// would otherwise write as fast as it can call; past the quota, refusals are answered as
+/// before (with a request id) but not recorded until the next minute.
+pub(crate) struct RefusalQuota {
+    per_minute: u32,
+    /// Key id → (minute, refusals recorded in it).
+    counts: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+}
+
+impl RefusalQuota {
+    /// Keys tracked before the counts of past minutes are dropped.
+    const TRACKED: usize = 10_000;
+
+    pub(crate) fn new(per_minute: u32) -> RefusalQuota {
+        RefusalQuota { per_minute, counts: std::sync::Mutex::default() }
+    }
+
+    /// Takes one refusal from `key_id`'s quota for the minute of `now_ms`; false when the
+    /// minute's quota is used up.
+    fn take(&self, key_id: &str, now_ms: i64) -> bool {
+        let minute = now_ms.div_euclid(60_000);
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counts.len() >= Self::TRACKED && !counts.contains_key(key_id) {
+            counts.retain(|_, (seen, _)| *seen == minute);
+        }
+        let (seen, taken) = counts.entry(key_id.to_owned()).or_insert((minute, 0));
+        if *seen != minute {
+            (*seen, *taken) = (minute, 0);
+        }
+        if *taken >= self.per_minute {
+            if *taken == self.per_minute {
+                tracing::warn!(
+                    key = key_id,
+                    per_minute = self.per_minute,
+                    "refused calls past the quota are not recorded this minute"
+                );
+                *taken += 1;
+            }
+            return false;
+        }
+        *taken += 1;
+        true
+    }
+}
+
 /// Records a call refused once its key was known — a free usage record with the refusal's
 /// status and code, on the caller's agent (the version asked for when it exists) — and
-/// returns its request id. The writer writes it with the next batch.
+/// returns its request id. The writer writes it with the next batch, unless the key has
+/// used up its [`RefusalQuota`] for the minute.
 fn record_refusal(
     inner: &Inner,
     caller: &Caller,
@@ -249,7 +296,9 @@ fn record_refusal(
         error_code: Some(error.code().to_string()),
         ..UsageRecord::default()
     };
-    inner.writer.refused(record);
+    if inner.refusals.take(&record.key_id, started.now_ms) {
+        inner.writer.refused(record);
+    }
     request_id
 }
 
@@ -445,4 +494,32 @@ async fn hold_and_forward(
     }
     add_headers(&mut response, &extra);
     Ok(response)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::RefusalQuota;
+
+    #[test]
+    fn the_refusal_quota_is_per_key_and_starts_anew_each_minute() {
+        let quota = RefusalQuota::new(2);
+        let minute = 60_000 * 1_000;
+        assert_eq!([0, 1, 2, 3].map(|s| quota.take("a", minute + s * 1000)), [true, true, false, false]);
+        assert!(quota.take("b", minute + 5000), "another key has its own quota");
+        assert!(quota.take("a", minute + 60_000), "the next minute starts anew");
+        assert!(quota.take("a", minute + 61_000));
+        assert!(!quota.take("a", minute + 62_000));
+    }
+
+    #[test]
+    fn the_refusal_quota_forgets_past_minutes_when_it_tracks_many_keys() {
+        let quota = RefusalQuota::new(1);
+        for n in 0..RefusalQuota::TRACKED {
+            assert!(quota.take(&format!("k{n}"), 0));
+        }
+        assert!(quota.take("late", 60_000), "a new minute drops the old minute's counts");
+        let tracked = quota.counts.lock().unwrap().len();
+        assert_eq!(tracked, 1);
+    }
 }

@@ -97,6 +97,9 @@ pub struct GatewayConfig {
     /// The most calls in flight to one agent version on this replica; past it a call is
     /// answered 503 (over capacity) with `Retry-After`. 0 = no cap.
     pub max_in_flight_per_version: usize,
+    /// The most refused calls recorded per key per minute: a client that keeps calling
+    /// past its limits leaves this many usage records a minute, not one per attempt.
+    pub max_refusals_recorded_per_minute: u32,
 }
 
 impl Default for GatewayConfig {
@@ -115,10 +118,11 @@ impl Default for GatewayConfig {
             durability: Durability::Async,
             write_window: Duration::from_millis(5),
             meter_threads: 1,
-            max_commit_lag: Duration::from_millis(50),
+            max_commit_lag: Duration::from_millis(200),
             upstream_addresses: AddressPolicy::default(),
             upstream_ca_pem: Vec::new(),
             max_in_flight_per_version: 0,
+            max_refusals_recorded_per_minute: 600,
         }
     }
 }
@@ -134,6 +138,8 @@ pub(crate) struct Inner {
     pub upstream: upstream::Upstream,
     /// Where refused calls' usage records go.
     pub writer: Writer,
+    /// How many refused calls each key has left on record this minute.
+    pub refusals: call::RefusalQuota,
     /// Cancelled at shutdown, after the grace period: open response streams end.
     pub closing: tokio_util::sync::CancellationToken,
 }
@@ -158,7 +164,7 @@ impl Gateway {
     ) -> std::io::Result<Gateway> {
         tollgate_metering::warm_up();
         let window = if config.durability == Durability::Sync { Duration::ZERO } else { config.write_window };
-        let to_writer = Writer::start(store.clone(), window);
+        let to_writer = Writer::start(store.clone(), window)?;
         let counters = Arc::new(counters::Counters::new(store.clone(), shared));
         let credit = Arc::new(credit::Credit::new(store.clone(), credit::LeasePolicy::default()));
         let threads = match config.meter_threads {
@@ -179,6 +185,7 @@ impl Gateway {
             directory: directory::Directory::new(store, sealer),
             upstream: upstream::Upstream::new(&config)?,
             writer: to_writer,
+            refusals: call::RefusalQuota::new(config.max_refusals_recorded_per_minute),
             closing: tokio_util::sync::CancellationToken::new(),
             limiter,
             counters,

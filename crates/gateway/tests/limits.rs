@@ -232,6 +232,46 @@ async fn rate_limit_headers_come_with_every_answer_past_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_leaves_only_so_many_refusals_on_record_a_minute() {
+    let world = World::with(|c| {
+        c.rate_limits = [1, 0, 0];
+        c.max_refusals_recorded_per_minute = 3;
+    })
+    .await;
+    let (upstream, _) = inspector(ok_answer).await;
+    let publisher = world.person("p@example.com").await;
+    let consumer = world.person("c@example.com").await;
+    let (_, _, key) =
+        world.listed(&publisher, &consumer, "work", &format!("{upstream}/mcp"), "0", priced("work")).await;
+    assert_eq!(world.mcp(Some(&key), "work/1.0.0", &tool_call(1, "work", json!({})), &[]).await.status, 200);
+    let minute = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60;
+    let first_minute = minute();
+    let mut ids = Vec::new();
+    for n in 2..8 {
+        let limited = world.mcp(Some(&key), "work/1.0.0", &tool_call(n, "work", json!({})), &[]).await;
+        assert_eq!(limited.status, 429, "every refusal is answered the same way");
+        ids.push(limited.header("x-request-id").expect("a request id on every refusal"));
+    }
+    world.gateway.flush().await;
+    let mut recorded = Vec::new();
+    for id in &ids {
+        recorded.push(world.store.usage_record(id).await.unwrap().is_some());
+    }
+    if minute() == first_minute {
+        assert_eq!(recorded, [true, true, true, false, false, false], "the first three refusals of the minute");
+    } else {
+        assert!(recorded.iter().take(3).all(|r| *r), "the quota starts anew each minute: {recorded:?}");
+    }
+    // Another key of another member has its own quota.
+    let other = world.person("o@example.com").await;
+    let (_, _, other_key) = world.install(&other, "work").await;
+    world.mcp(Some(&other_key), "work/1.0.0", &tool_call(9, "work", json!({})), &[]).await;
+    let limited = world.mcp(Some(&other_key), "work/1.0.0", &tool_call(10, "work", json!({})), &[]).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(world.record(&limited).await.error_code.as_deref(), Some("rate_limited"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_refused_before_anything_is_charged() {
     let world = World::with(|c| c.max_request_bytes = 64 * 1024).await;
     let (upstream, seen) = inspector(ok_answer).await;

@@ -72,10 +72,37 @@ type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Resu
 /// (`tollgate admin` beside a running server).
 fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> ConnectFuture<'_> {
     Box::pin(async move {
-        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;")
             .await?;
         Ok(())
     })
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Checkpoints the WAL from a reading connection every [`CHECKPOINT_EVERY`], for as long as
+/// `pool` is open. SQLite would otherwise checkpoint inside the commit that crosses its
+/// threshold, on the one write connection, while the gateway's writer and the calls behind
+/// it wait; a passive checkpoint here runs beside the writer instead (the connections turn
+/// automatic checkpoints off). Outside a Tokio runtime there is none: the last connection
+/// to close checkpoints.
+fn checkpoint_beside_the_writer(pool: &sqlx::AnyPool) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let pool = pool.clone();
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                tracing::debug!(error = %e, "WAL checkpoint failed; trying again later");
+            }
+        }
+    });
 }
 
 impl Store {
@@ -111,6 +138,7 @@ impl Store {
                     .await?;
                 let read =
                     AnyPoolOptions::new().max_connections(8).after_connect(pragmas).connect_with(options).await?;
+                checkpoint_beside_the_writer(&read);
                 Ok(Store { read, write, backend, url: None, schema: None, hooks: crate::changes::Hooks::default() })
             }
             Backend::Postgres => {

@@ -100,7 +100,7 @@ fn crash_and_recover(durability: &str) {
         } else {
             // Async: only calls answered just before the kill may be uncharged — the last
             // write window, and never further back than the gateway lets the writer fall
-            // behind (50 ms; past that, a call's last bytes wait for its commit). A second
+            // behind (200 ms; past that, a call's last bytes wait for its commit). A second
             // is a generous bound for a debug build on a busy machine.
             let recorded = audit.records as usize;
             assert!(recorded <= answered.len() + 8, "recorded {recorded} of {} answered", answered.len());
