@@ -63,21 +63,21 @@ pub struct AppState {
     pub payments: Option<Arc<dyn PaymentProvider>>,
     /// Email, when the operator set it up.
     pub email: Option<Arc<dyn EmailSender>>,
-    pub(crate) throttle: Arc<LoginThrottle>,
-    pub(crate) signups: Arc<SignupThrottle>,
+    pub(crate) throttle: LoginThrottle,
+    pub(crate) signups: SignupThrottle,
 }
 
 impl AppState {
     /// State over a store.
     pub fn new(store: Store, config: ApiConfig, sealer: Sealer) -> AppState {
         AppState {
+            throttle: LoginThrottle::new(store.clone()),
+            signups: SignupThrottle::new(store.clone()),
             store,
             config: Arc::new(config),
             sealer,
             payments: None,
             email: None,
-            throttle: Arc::default(),
-            signups: Arc::default(),
         }
     }
 

@@ -14,11 +14,12 @@
 //! Sign-up, against scripted account farming (each account gets the sign-up grant): at most
 //! 10 accounts from one client address an hour.
 //!
-//! Counts live in this process's memory: with N replicas behind a load balancer an
-//! attacker gets up to N times the attempts, and a restart forgets them.
+//! Counts live in the database (`Store::throttle_count`), so every replica behind a load
+//! balancer counts against the same windows and a restart forgets nothing. Subjects are
+//! stored as SHA-256 hashes: no email or address is kept in clear for this.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use tollgate_domain::secret::sha256_hex;
+use tollgate_store::{Result, Store};
 
 /// The window log-in failures are counted in.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -30,175 +31,191 @@ pub const PER_ADDRESS: u32 = 20;
 pub const SIGNUP_WINDOW_MS: i64 = 60 * 60 * 1000;
 /// Sign-ups from one address per window.
 pub const SIGNUPS_PER_ADDRESS: u32 = 10;
-/// Above this many tracked subjects, the ones that throttle nobody are forgotten first.
-const MAX_TRACKED: usize = 100_000;
 
 /// Counts per subject in fixed windows: `max` counted events within `window_ms` of the
 /// first one refuse the subject until the window ends.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Windows {
+    store: Store,
+    /// What is counted, so one value counted by two rules is two subjects.
+    rule: &'static str,
     max: u32,
     window_ms: i64,
-    /// Subject → (count, start of its window).
-    counts: Mutex<HashMap<String, (u32, i64)>>,
 }
 
 impl Windows {
-    fn new(max: u32, window_ms: i64) -> Windows {
-        Windows { max, window_ms, counts: Mutex::default() }
+    fn subject(&self, who: &str) -> String {
+        sha256_hex(format!("{}\0{who}", self.rule).as_bytes())
     }
 
-    /// Seconds until `subject` may act again, if it is refused now.
-    fn wait(&self, subject: &str, now: i64) -> Option<u64> {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let (count, start) = counts.get(subject)?;
-        (*count >= self.max && now - start < self.window_ms).then(|| ((start + self.window_ms - now) / 1000 + 1) as u64)
+    /// Seconds until `who` may act again, if it is refused now.
+    async fn wait(&self, who: &str, now: i64) -> Result<Option<u64>> {
+        let Some(window) = self.store.throttle_window(&self.subject(who), now).await? else { return Ok(None) };
+        let seconds = u64::try_from((window.ends_at - now) / 1000 + 1).unwrap_or(1);
+        Ok((window.count >= i64::from(self.max)).then_some(seconds))
     }
 
-    fn count(&self, subject: &str, now: i64) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.len() > MAX_TRACKED {
-            counts.retain(|_, (_, start)| now - *start < self.window_ms);
-        }
-        if counts.len() > MAX_TRACKED {
-            counts.retain(|_, (count, _)| *count >= self.max);
-        }
-        let entry = counts.entry(subject.to_string()).or_insert((0, now));
-        if now - entry.1 >= self.window_ms {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
+    async fn count(&self, who: &str, now: i64) -> Result<()> {
+        self.store.throttle_count(&self.subject(who), self.window_ms, now).await
     }
 
-    fn forget(&self, subject: &str) {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).remove(subject);
+    async fn forget(&self, who: &str) -> Result<()> {
+        self.store.throttle_forget(&self.subject(who)).await
     }
 }
 
-/// Failed log-ins per email and per client address, in memory.
-#[derive(Debug)]
+/// Failed log-ins per email and per client address.
+#[derive(Debug, Clone)]
 pub struct LoginThrottle {
     emails: Windows,
     addresses: Windows,
 }
 
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        LoginThrottle { emails: Windows::new(PER_EMAIL, WINDOW_MS), addresses: Windows::new(PER_ADDRESS, WINDOW_MS) }
-    }
-}
-
 impl LoginThrottle {
+    pub fn new(store: Store) -> LoginThrottle {
+        LoginThrottle {
+            emails: Windows { store: store.clone(), rule: "login-email", max: PER_EMAIL, window_ms: WINDOW_MS },
+            addresses: Windows { store, rule: "login-address", max: PER_ADDRESS, window_ms: WINDOW_MS },
+        }
+    }
+
     /// Seconds to wait before another attempt for `email` from `address`, if throttled.
-    pub fn check(&self, email: &str, address: &str, now: i64) -> Option<u64> {
-        let by_address = if address.is_empty() { None } else { self.addresses.wait(address, now) };
-        self.emails.wait(email, now).max(by_address)
+    pub async fn check(&self, email: &str, address: &str, now: i64) -> Result<Option<u64>> {
+        let by_address = if address.is_empty() { None } else { self.addresses.wait(address, now).await? };
+        Ok(self.emails.wait(email, now).await?.max(by_address))
     }
 
     /// Records a failed attempt.
-    pub fn fail(&self, email: &str, address: &str, now: i64) {
-        self.emails.count(email, now);
+    pub async fn fail(&self, email: &str, address: &str, now: i64) -> Result<()> {
+        self.emails.count(email, now).await?;
         if !address.is_empty() {
-            self.addresses.count(address, now);
+            self.addresses.count(address, now).await?;
         }
+        Ok(())
     }
 
     /// Forgets an email's failures after a successful log-in (the address keeps its count).
-    pub fn succeed(&self, email: &str) {
-        self.emails.forget(email);
+    pub async fn succeed(&self, email: &str) -> Result<()> {
+        self.emails.forget(email).await
     }
 }
 
-/// Sign-ups per client address, in memory.
-#[derive(Debug)]
+/// Sign-ups per client address.
+#[derive(Debug, Clone)]
 pub struct SignupThrottle(Windows);
 
-impl Default for SignupThrottle {
-    fn default() -> Self {
-        SignupThrottle(Windows::new(SIGNUPS_PER_ADDRESS, SIGNUP_WINDOW_MS))
-    }
-}
-
 impl SignupThrottle {
+    pub fn new(store: Store) -> SignupThrottle {
+        SignupThrottle(Windows { store, rule: "signup-address", max: SIGNUPS_PER_ADDRESS, window_ms: SIGNUP_WINDOW_MS })
+    }
+
     /// Seconds to wait before `address` may sign up again, if throttled. An unknown address
     /// (empty) is not throttled.
-    pub fn check(&self, address: &str, now: i64) -> Option<u64> {
-        if address.is_empty() { None } else { self.0.wait(address, now) }
+    pub async fn check(&self, address: &str, now: i64) -> Result<Option<u64>> {
+        if address.is_empty() { Ok(None) } else { self.0.wait(address, now).await }
     }
 
     /// Records an account made from `address`.
-    pub fn signed_up(&self, address: &str, now: i64) {
-        if !address.is_empty() {
-            self.0.count(address, now);
-        }
+    pub async fn signed_up(&self, address: &str, now: i64) -> Result<()> {
+        if address.is_empty() { Ok(()) } else { self.0.count(address, now).await }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use tollgate_store::testing::TestStore;
 
     const T0: i64 = 1_700_000_000_000;
 
-    #[test]
-    fn one_email_is_throttled_from_every_address() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn one_email_is_throttled_from_every_address() {
+        let store = TestStore::new().await.unwrap();
+        let t = LoginThrottle::new(store.store.clone());
         for i in 0..PER_EMAIL {
-            assert_eq!(t.check("ada@x.io", &format!("10.0.0.{i}"), T0), None);
-            t.fail("ada@x.io", &format!("10.0.0.{i}"), T0);
+            assert_eq!(t.check("ada@x.io", &format!("10.0.0.{i}"), T0).await.unwrap(), None);
+            t.fail("ada@x.io", &format!("10.0.0.{i}"), T0).await.unwrap();
         }
-        assert!(t.check("ada@x.io", "192.0.2.99", T0).is_some(), "a fresh address does not help");
-        assert!(t.check("ada@x.io", "", T0).is_some());
-        assert_eq!(t.check("bob@x.io", "10.0.0.1", T0), None, "other accounts are unaffected");
-        assert_eq!(t.check("ada@x.io", "192.0.2.99", T0 + WINDOW_MS), None, "the window ends");
+        assert!(t.check("ada@x.io", "192.0.2.99", T0).await.unwrap().is_some(), "a fresh address does not help");
+        assert!(t.check("ada@x.io", "", T0).await.unwrap().is_some());
+        assert_eq!(t.check("bob@x.io", "10.0.0.1", T0).await.unwrap(), None, "other accounts are unaffected");
+        assert_eq!(t.check("ada@x.io", "192.0.2.99", T0 + WINDOW_MS).await.unwrap(), None, "the window ends");
+        t.fail("ada@x.io", "", T0 + WINDOW_MS).await.unwrap();
+        assert_eq!(t.check("ada@x.io", "", T0 + WINDOW_MS).await.unwrap(), None, "a new window counts from one");
     }
 
-    #[test]
-    fn one_address_is_throttled_for_every_email_and_only_itself() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn one_address_is_throttled_for_every_email_and_only_itself() {
+        let store = TestStore::new().await.unwrap();
+        let t = LoginThrottle::new(store.store.clone());
         for i in 0..PER_ADDRESS {
-            t.fail(&format!("user{i}@x.io"), "203.0.113.7", T0);
+            t.fail(&format!("user{i}@x.io"), "203.0.113.7", T0).await.unwrap();
         }
-        let wait = t.check("new@x.io", "203.0.113.7", T0 + 1000);
+        let wait = t.check("new@x.io", "203.0.113.7", T0 + 1000).await.unwrap();
         assert_eq!(wait, Some((WINDOW_MS / 1000) as u64), "seconds until the window ends, rounded up");
-        assert_eq!(t.check("new@x.io", "203.0.113.8", T0), None, "another address is unaffected");
-        assert_eq!(t.check("user0@x.io", "198.51.100.1", T0), None, "one failure per email is under its limit");
+        assert_eq!(t.check("new@x.io", "203.0.113.8", T0).await.unwrap(), None, "another address is unaffected");
+        assert_eq!(
+            t.check("user0@x.io", "198.51.100.1", T0).await.unwrap(),
+            None,
+            "one failure per email is under its limit"
+        );
     }
 
-    #[test]
-    fn unknown_addresses_do_not_share_a_bucket() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn unknown_addresses_do_not_share_a_bucket() {
+        let store = TestStore::new().await.unwrap();
+        let t = LoginThrottle::new(store.store.clone());
         for i in 0..PER_ADDRESS * 2 {
-            t.fail(&format!("user{i}@x.io"), "", T0);
+            t.fail(&format!("user{i}@x.io"), "", T0).await.unwrap();
         }
-        assert_eq!(t.check("new@x.io", "", T0), None);
+        assert_eq!(t.check("new@x.io", "", T0).await.unwrap(), None);
     }
 
-    #[test]
-    fn sign_ups_are_limited_per_address_and_window() {
-        let t = SignupThrottle::default();
+    #[tokio::test]
+    async fn sign_ups_are_limited_per_address_and_window() {
+        let store = TestStore::new().await.unwrap();
+        let t = SignupThrottle::new(store.store.clone());
         for _ in 0..SIGNUPS_PER_ADDRESS {
-            assert_eq!(t.check("203.0.113.7", T0), None);
-            t.signed_up("203.0.113.7", T0);
+            assert_eq!(t.check("203.0.113.7", T0).await.unwrap(), None);
+            t.signed_up("203.0.113.7", T0).await.unwrap();
         }
-        assert_eq!(t.check("203.0.113.7", T0 + 1000), Some((SIGNUP_WINDOW_MS / 1000) as u64));
-        assert_eq!(t.check("203.0.113.8", T0), None, "another address is unaffected");
-        assert_eq!(t.check("203.0.113.7", T0 + SIGNUP_WINDOW_MS), None, "the window ends");
+        assert_eq!(t.check("203.0.113.7", T0 + 1000).await.unwrap(), Some((SIGNUP_WINDOW_MS / 1000) as u64));
+        assert_eq!(t.check("203.0.113.8", T0).await.unwrap(), None, "another address is unaffected");
+        assert_eq!(t.check("203.0.113.7", T0 + SIGNUP_WINDOW_MS).await.unwrap(), None, "the window ends");
         for _ in 0..SIGNUPS_PER_ADDRESS * 2 {
-            t.signed_up("", T0);
+            t.signed_up("", T0).await.unwrap();
         }
-        assert_eq!(t.check("", T0), None, "unknown addresses do not share a bucket");
+        assert_eq!(t.check("", T0).await.unwrap(), None, "unknown addresses do not share a bucket");
     }
 
-    #[test]
-    fn success_forgets_the_email_but_not_the_address() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn success_forgets_the_email_but_not_the_address() {
+        let store = TestStore::new().await.unwrap();
+        let t = LoginThrottle::new(store.store.clone());
         for i in 0..PER_ADDRESS - 1 {
-            t.fail(if i < PER_EMAIL - 1 { "ada@x.io" } else { "bob@x.io" }, "203.0.113.7", T0);
+            t.fail(if i < PER_EMAIL - 1 { "ada@x.io" } else { "bob@x.io" }, "203.0.113.7", T0).await.unwrap();
         }
-        t.succeed("ada@x.io");
-        t.fail("ada@x.io", "203.0.113.7", T0);
-        assert!(t.check("cy@x.io", "203.0.113.7", T0).is_some());
-        assert_eq!(t.check("ada@x.io", "198.51.100.1", T0), None);
+        t.succeed("ada@x.io").await.unwrap();
+        t.fail("ada@x.io", "203.0.113.7", T0).await.unwrap();
+        assert!(t.check("cy@x.io", "203.0.113.7", T0).await.unwrap().is_some());
+        assert_eq!(t.check("ada@x.io", "198.51.100.1", T0).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn replicas_count_against_the_same_windows_and_store_no_email_or_address() {
+        let store = TestStore::new().await.unwrap();
+        // Two replicas: two throttles over one database.
+        let (a, b) = (LoginThrottle::new(store.store.clone()), LoginThrottle::new(store.store.clone()));
+        for i in 0..PER_EMAIL {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            replica.fail("ada@x.io", "203.0.113.7", T0).await.unwrap();
+        }
+        assert!(a.check("ada@x.io", "198.51.100.1", T0).await.unwrap().is_some());
+        assert!(b.check("ada@x.io", "198.51.100.1", T0).await.unwrap().is_some());
+        let dump = store.dump().await.unwrap();
+        assert!(!dump.contains("ada@x.io") && !dump.contains("203.0.113.7"), "subjects are hashed at rest");
+        assert_eq!(store.delete_ended_throttles(T0 + WINDOW_MS).await.unwrap(), 2, "the email's and the address's");
+        assert_eq!(a.check("ada@x.io", "203.0.113.7", T0).await.unwrap(), None);
     }
 }

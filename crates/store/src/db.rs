@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0004_payments.sqlite.sql"),
         postgres: include_str!("../migrations/0004_payments.postgres.sql"),
     },
+    Migration {
+        version: 5,
+        name: "throttles",
+        sqlite: include_str!("../migrations/0005_throttles.sql"),
+        postgres: include_str!("../migrations/0005_throttles.sql"),
+    },
 ];
 
 type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;

@@ -21,6 +21,7 @@ pub mod payments;
 pub mod publisher;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttles;
 pub mod usage;
 
 pub use db::{Backend, Store};

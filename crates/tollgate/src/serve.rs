@@ -234,7 +234,8 @@ async fn gateway(config: &Config, state: &AppState) -> Result<Gateway> {
         .context("starting the gateway")
 }
 
-/// Expires holds whose time has passed, every few seconds, and deletes ended sessions.
+/// Expires holds whose time has passed, every few seconds, and deletes ended sessions and
+/// throttle windows.
 async fn sweep_holds(store: Store, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -249,6 +250,9 @@ async fn sweep_holds(store: Store, shutdown: CancellationToken) {
                 }
                 if let Err(e) = store.delete_expired_sessions(now).await {
                     tracing::warn!(error = %e, "session sweeper failed");
+                }
+                if let Err(e) = store.delete_ended_throttles(now).await {
+                    tracing::warn!(error = %e, "throttle sweeper failed");
                 }
             }
         }

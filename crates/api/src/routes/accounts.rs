@@ -109,14 +109,14 @@ pub(crate) async fn signup(
     ClientAddr(address): ClientAddr,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> ApiResult<Response> {
-    if let Some(retry_after_secs) = state.signups.check(&address, now_ms()) {
+    if let Some(retry_after_secs) = state.signups.check(&address, now_ms()).await? {
         return Err(ApiError::TooManyRequests {
             message: "too many accounts were made from your address lately; wait and try again".into(),
             retry_after_secs,
         });
     }
     let (user, org) = sign_up(&state, &req.email, &req.password, &req.name).await?;
-    state.signups.signed_up(&address, now_ms());
+    state.signups.signed_up(&address, now_ms()).await?;
     tracing::info!(user.id = %user.id, org.id = %org.id, "user signed up");
     start_session(&state, &user, &org, StatusCode::CREATED).await
 }
@@ -130,7 +130,7 @@ pub(crate) async fn login(
 ) -> ApiResult<Response> {
     let email = req.email.trim().to_ascii_lowercase();
     let now = now_ms();
-    if let Some(retry_after_secs) = state.throttle.check(&email, &address, now) {
+    if let Some(retry_after_secs) = state.throttle.check(&email, &address, now).await? {
         return Err(ApiError::TooManyRequests {
             message: "too many failed log-in attempts; wait and try again".into(),
             retry_after_secs,
@@ -148,10 +148,10 @@ pub(crate) async fn login(
         }
     };
     let Some((user, _)) = found.filter(|_| ok) else {
-        state.throttle.fail(&email, &address, now);
+        state.throttle.fail(&email, &address, now).await?;
         return Err(ApiError::Unauthorized("wrong email or password".into()));
     };
-    state.throttle.succeed(&email);
+    state.throttle.succeed(&email).await?;
     let org = state.store.personal_org(&user).await?;
     start_session(&state, &user, &org, StatusCode::OK).await
 }
@@ -237,7 +237,7 @@ pub(crate) async fn close_account(
 ) -> ApiResult<Response> {
     auth.require(Scope::AccountWrite)?;
     let (me, email, now) = (&auth.user.id, &auth.user.email, now_ms());
-    if let Some(retry_after_secs) = state.throttle.check(email, &address, now) {
+    if let Some(retry_after_secs) = state.throttle.check(email, &address, now).await? {
         return Err(ApiError::TooManyRequests {
             message: "too many wrong passwords; wait and try again".into(),
             retry_after_secs,
@@ -245,7 +245,7 @@ pub(crate) async fn close_account(
     }
     let (_, hash) = state.store.user_by_email(email).await?.ok_or(ApiError::NotFound("user"))?;
     if !password_matches(&req.password, &hash).await? {
-        state.throttle.fail(email, &address, now);
+        state.throttle.fail(email, &address, now).await?;
         return Err(ApiError::invalid("password", "is not this account's password"));
     }
     // Teams with someone else in them are left; the personal org and teams of one are
