@@ -19,8 +19,8 @@ use tollgate_domain::Nanos;
 use tollgate_domain::money::mul_div_round_half_up;
 use tollgate_domain::pricing::{Pricing, Tokens};
 use tollgate_metering::{
-    Output, OutputCounter, answers_in_text, batch_requests, bill, call_failure, count_bytes, count_tokens, estimate,
-    meter_body,
+    Bill, Output, OutputCounter, answers_in_text, batch_requests, bill, call_failure, count_bytes, count_tokens,
+    estimate, meter_body,
 };
 use tollgate_store::calls::{Charge, SettledCall, UsageRecord};
 
@@ -42,6 +42,17 @@ impl Price {
     /// Whether a successful call at this price costs something.
     pub fn charges(&self) -> bool {
         self.fixed.0 > 0 || self.per_token.is_some()
+    }
+
+    /// The tokens a successful call is billed for (the >20% rule between `reported` and
+    /// `counted`) and what it costs at this price: the fixed part plus, when priced per
+    /// token, the tokens billed.
+    fn bill(&self, reported: Option<Tokens>, counted: Tokens) -> (Bill, Nanos) {
+        let token_pricing = self.per_token.clone().unwrap_or(Pricing::PerRequest { price: Nanos::ZERO });
+        let billed = bill(reported, counted, &token_pricing, Nanos::ZERO, false, false, true);
+        let per_token = if self.per_token.is_some() { billed.cost } else { Nanos::ZERO };
+        let cost = self.fixed.checked_add(per_token).unwrap_or(self.fixed);
+        (billed, cost)
     }
 }
 
@@ -78,6 +89,45 @@ pub(crate) struct Metering {
     pub stream: u64,
     /// A batch's requests, in order (each settled on its own); empty for a single message.
     pub members: Vec<MemberCall>,
+}
+
+impl Metering {
+    /// The usage record of this call (or of one of its batch's requests, `call` naming its
+    /// method and function) under `id`, with what metering found: the tokens counted and
+    /// billed and any failure. Its price is the caller's to fill in.
+    fn record(
+        &self,
+        id: String,
+        (method, function): (&str, &str),
+        latency_ms: i64,
+        billed: &Bill,
+        counted: Tokens,
+        error_code: Option<&'static str>,
+    ) -> UsageRecord {
+        let key = &self.caller.key.key;
+        UsageRecord {
+            id,
+            created_at: self.created_at,
+            org_id: key.org_id.clone(),
+            user_id: key.user_id.clone(),
+            key_id: key.id.clone(),
+            installation_id: key.installation_id.clone(),
+            agent_id: self.target.agent.id.clone(),
+            version: self.target.version.version.clone(),
+            function_name: bounded(function),
+            method: bounded(method),
+            input_tokens: billed.tokens_billed.input,
+            output_tokens: billed.tokens_billed.output,
+            cache_tokens: billed.tokens_billed.cache,
+            counted_input_tokens: counted.input,
+            counted_output_tokens: counted.output,
+            latency_ms,
+            http_status: i64::from(self.http_status),
+            error_code: error_code.map(str::to_string),
+            divergent: billed.divergent,
+            ..UsageRecord::default()
+        }
+    }
 }
 
 enum Job {
@@ -312,7 +362,6 @@ impl Settler {
         let mut settled: Vec<(UsageRecord, bool)> = Vec::with_capacity(m.members.len());
         let mut total = Nanos::ZERO;
         let mut tokens_billed = Tokens::default();
-        let key = &m.caller.key.key;
         let latency_ms = i64::try_from(m.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         for (i, member) in m.members.iter().enumerate() {
             let request = requests.get(i);
@@ -332,44 +381,19 @@ impl Settler {
                 None
             });
             let reported = answer.and_then(|a| a.reported).map(|r| r.resolve(counted));
-            let token_pricing = member.price.per_token.clone().unwrap_or(Pricing::PerRequest { price: Nanos::ZERO });
-            let billed = bill(reported, counted, &token_pricing, Nanos::ZERO, false, false, true);
-            let cost = if error_code.is_some() {
-                Nanos::ZERO
-            } else {
-                let per_token = if member.price.per_token.is_some() { billed.cost } else { Nanos::ZERO };
-                member.price.fixed.checked_add(per_token).unwrap_or(member.price.fixed)
-            };
+            let (billed, price) = member.price.bill(reported, counted);
+            let cost = if error_code.is_some() { Nanos::ZERO } else { price };
             total = total.checked_add(cost).unwrap_or(total);
             tokens_billed = Tokens {
                 input: tokens_billed.input.saturating_add(billed.tokens_billed.input),
                 output: tokens_billed.output.saturating_add(billed.tokens_billed.output),
                 cache: tokens_billed.cache.saturating_add(billed.tokens_billed.cache),
             };
+            let id = format!("{}.{}", m.request_id, i + 1);
             let record = UsageRecord {
-                id: format!("{}.{}", m.request_id, i + 1),
-                created_at: m.created_at,
-                org_id: key.org_id.clone(),
-                user_id: key.user_id.clone(),
-                key_id: key.id.clone(),
-                installation_id: key.installation_id.clone(),
-                agent_id: m.target.agent.id.clone(),
-                version: m.target.version.version.clone(),
-                function_name: bounded(&member.function),
-                method: bounded(&member.method),
-                input_tokens: billed.tokens_billed.input,
-                output_tokens: billed.tokens_billed.output,
-                cache_tokens: billed.tokens_billed.cache,
-                counted_input_tokens: counted.input,
-                counted_output_tokens: counted.output,
-                latency_ms,
-                http_status: i64::from(m.http_status),
-                error_code: error_code.map(str::to_string),
                 cost,
                 fee: platform_fee(cost, self.platform_fee_bps),
-                free_tier: false,
-                divergent: billed.divergent,
-                parent_task_id: None,
+                ..m.record(id, (&member.method, &member.function), latency_ms, &billed, counted, error_code)
             };
             settled.push((record, error_code.is_none()));
         }
@@ -399,7 +423,7 @@ impl Settler {
     }
 
     /// Meters and bills one finished call, and gives back its hold and counters.
-    fn settle(&self, m: Metering, observed: Observed, counter: Option<OutputCounter>) -> SettledCall {
+    fn settle(&self, mut m: Metering, observed: Observed, counter: Option<OutputCounter>) -> SettledCall {
         let output: Output = if m.sse {
             let mut counter = counter.unwrap_or_default();
             for frame in &observed.frames {
@@ -431,46 +455,21 @@ impl Settler {
             .or(if m.expects_answer && !output.answered && !cut_short { Some("agent_no_answer") } else { None });
         let success = error_code.is_none();
         let reported = output.reported.map(|r| r.resolve(counted));
-        let token_pricing = m.price.per_token.clone().unwrap_or(Pricing::PerRequest { price: Nanos::ZERO });
-        let billed = bill(reported, counted, &token_pricing, Nanos::ZERO, false, false, true);
+        let (billed, price) = m.price.bill(reported, counted);
         let free_tier = success && m.taken.free_call();
-        let cost = if !success || free_tier {
-            Nanos::ZERO
-        } else {
-            let per_token = if m.price.per_token.is_some() { billed.cost } else { Nanos::ZERO };
-            m.price.fixed.checked_add(per_token).unwrap_or(m.price.fixed)
+        let cost = if !success || free_tier { Nanos::ZERO } else { price };
+        let latency_ms = i64::try_from(m.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let id = std::mem::take(&mut m.request_id);
+        let record = UsageRecord {
+            cost,
+            fee: platform_fee(cost, self.platform_fee_bps),
+            free_tier,
+            ..m.record(id, (&m.method, &m.function), latency_ms, &billed, counted, error_code)
         };
-        let fee = platform_fee(cost, self.platform_fee_bps);
         let draw = self.credit.settle(m.reservation, cost);
         self.counters.settle(m.taken, billed.tokens_billed, free_tier);
-        let key = &m.caller.key.key;
-        let record = UsageRecord {
-            id: m.request_id,
-            created_at: m.created_at,
-            org_id: key.org_id.clone(),
-            user_id: key.user_id.clone(),
-            key_id: key.id.clone(),
-            installation_id: key.installation_id.clone(),
-            agent_id: m.target.agent.id.clone(),
-            version: m.target.version.version.clone(),
-            function_name: bounded(&m.function),
-            method: bounded(&m.method),
-            input_tokens: billed.tokens_billed.input,
-            output_tokens: billed.tokens_billed.output,
-            cache_tokens: billed.tokens_billed.cache,
-            counted_input_tokens: counted.input,
-            counted_output_tokens: counted.output,
-            latency_ms: i64::try_from(m.started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            http_status: i64::from(m.http_status),
-            error_code: error_code.map(str::to_string),
-            cost,
-            fee,
-            free_tier,
-            divergent: billed.divergent,
-            parent_task_id: None,
-        };
         tracing::debug!(
-            request.id = %record.id, agent.slug = %m.target.agent.slug, key.id = %key.id, function = %record.function_name,
+            request.id = %record.id, agent.slug = %m.target.agent.slug, key.id = %record.key_id, function = %record.function_name,
             status = m.http_status, cost = %cost, duration_ms = record.latency_ms, error = error_code.unwrap_or(""),
             "call"
         );
