@@ -33,8 +33,8 @@ async fn local_app() -> TestApp {
     TestApp::with_state(config(), |s| s.with_payments(Arc::new(LocalPayments::new(PUBLIC).unwrap()))).await
 }
 
-/// Moves `dollars` between an org's credits and the platform: spent on calls (`charge`,
-/// negative `dollars`... no: `spend` takes, `fund` gives).
+/// Moves `dollars` between an org's credits and the platform: with `spend`, from the
+/// credits to platform revenue (as calls would); otherwise from grants into the credits.
 async fn move_money(app: &TestApp, org: &str, dollars: i64, spend: bool) {
     let credit = app.store.ledger_account(AccountKind::OrgCredit, org).await.unwrap();
     let other_kind = if spend { AccountKind::PlatformRevenue } else { AccountKind::Grants };

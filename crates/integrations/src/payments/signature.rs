@@ -7,6 +7,7 @@
 use super::WebhookError;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tollgate_domain::secret::unhex;
 
 /// How far a signature's timestamp may be from now, in seconds (Stripe's default).
 pub const TOLERANCE_SECS: i64 = 300;
@@ -28,13 +29,6 @@ fn mac(secret: &str, timestamp: i64, payload: &[u8]) -> Hmac<Sha256> {
 pub fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
     let tag = mac(secret, timestamp, payload).finalize().into_bytes();
     format!("t={timestamp},v1={}", tollgate_domain::secret::hex(&tag))
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Checks `header` against `payload` at `now` (Unix seconds).
