@@ -416,7 +416,7 @@ impl Store {
             .bind(title)
             .bind(body)
             .bind(link)
-            .bind(now_ms())
+            .bind(crate::notices::sent_at())
             .execute(&self.write)
             .await?;
         Ok(())
