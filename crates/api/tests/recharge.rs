@@ -85,6 +85,21 @@ async fn bodies(app: &TestApp, user: &TestUser) -> Vec<String> {
     list.as_array().unwrap().iter().map(|n| n["body"].as_str().unwrap().to_string()).collect()
 }
 
+/// The memo and amount of the org's two newest transactions, the recharge first: a spend
+/// and the recharge the watcher makes right after it can share a millisecond, and the
+/// history orders transactions of one millisecond by id.
+async fn newest_two(app: &TestApp, who: &Caller) -> Vec<(String, String)> {
+    let history = app.get("/api/v1/billing/transactions?per_page=2", who).await.body;
+    let mut two: Vec<(String, String)> = history["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["memo"].as_str().unwrap().to_string(), t["amount"].as_str().unwrap().to_string()))
+        .collect();
+    two.sort_by_key(|(memo, _)| !memo.starts_with("Auto-recharge"));
+    two
+}
+
 async fn set_recharge(app: &TestApp, who: &Caller, settings: Value) {
     let r = app.call(Method::PUT, "/api/v1/billing/auto-recharge", Some(settings), who).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -117,9 +132,13 @@ async fn auto_recharge_with_the_local_provider_fires_once_per_crossing() {
     assert_eq!(watch(&app).await, watched(1, 1));
     assert_eq!(balance(&app, &me).await["balance"], "65.000000");
     assert_eq!(watch(&app).await, Watched::default(), "back above the threshold: nothing more");
-    let history = app.get("/api/v1/billing/transactions", &me).await.body;
-    assert_eq!(history["transactions"][0]["memo"], "Auto-recharge (test payment, no card charged)");
-    assert_eq!(history["transactions"][0]["amount"], "20.000000");
+    assert_eq!(
+        newest_two(&app, &me).await,
+        [
+            ("Auto-recharge (test payment, no card charged)".to_string(), "20.000000".to_string()),
+            ("".into(), "-80.000000".into())
+        ]
+    );
 
     // A recharge too small to lift the balance above the threshold: once per crossing.
     spend(&app, &ada.org_id, 50).await;
@@ -297,8 +316,7 @@ async fn stripe_auto_recharge_charges_the_saved_card_off_session_and_ends_as_str
         false
     );
     assert_eq!(balance(&app, &me).await["balance"], "135.000000");
-    let history = app.get("/api/v1/billing/transactions", &me).await.body;
-    assert_eq!(history["transactions"][0]["memo"], "Auto-recharge");
+    assert_eq!(newest_two(&app, &me).await[0], ("Auto-recharge".to_string(), "20.000000".to_string()));
 
     // Declined: told with Stripe's reason; no retry for the same crossing.
     fake.answer_intents(IntentAnswer::Declined("Your card has insufficient funds."));
