@@ -14,22 +14,11 @@ use common::{Caller, Reply, TestApp, TestUser};
 use fake_stripe::{FakeStripe, WEBHOOK_SECRET, event, signature};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tollgate_api::ApiConfig;
-use tollgate_integrations::payments::LocalPayments;
 
-const PUBLIC: &str = "https://tollgate.test";
-
-fn config() -> ApiConfig {
-    ApiConfig { public_url: PUBLIC.into(), ..ApiConfig::default() }
-}
-
-async fn local_app() -> TestApp {
-    TestApp::with_state(config(), |s| s.with_payments(Arc::new(LocalPayments::new(PUBLIC).unwrap()))).await
-}
+const PUBLIC: &str = common::PUBLIC_URL;
 
 async fn stripe_app(fake: &FakeStripe) -> TestApp {
-    let provider = fake.provider();
-    TestApp::with_state(config(), move |s| s.with_payments(Arc::new(provider))).await
+    TestApp::with_payments(Arc::new(fake.provider())).await
 }
 
 async fn balance(app: &TestApp, who: &Caller) -> String {
@@ -60,7 +49,7 @@ async fn audit(app: &TestApp) {
 
 #[tokio::test]
 async fn a_test_checkout_of_the_local_provider_credits_once_through_the_signed_webhook_path() {
-    let app = local_app().await;
+    let app = TestApp::with_local_payments().await;
     let ada = app.user("ada@example.com").await;
     let me = ada.caller();
     let before = app.get("/api/v1/billing/balance", &me).await.body;
@@ -119,7 +108,7 @@ async fn a_test_checkout_of_the_local_provider_credits_once_through_the_signed_w
 
 #[tokio::test]
 async fn who_may_buy_and_what_amounts_are_refused() {
-    let app = local_app().await;
+    let app = TestApp::with_local_payments().await;
     let owner = app.user("owner@example.com").await;
     let team = app.team(&owner, "Acme").await;
     let mut roles = Vec::new();
@@ -359,17 +348,15 @@ async fn an_expired_or_failed_checkout_ends_the_payment_and_a_provider_outage_ch
     assert_eq!(balance(&app, &me).await, "100.000000");
 
     // Stripe down: a 502 that says nothing was charged; the payment is recorded as failed.
-    let down = TestApp::with_state(config(), |s| {
-        s.with_payments(Arc::new(
-            tollgate_integrations::payments::Stripe::new(tollgate_integrations::payments::StripeConfig {
-                secret_key: "sk".into(),
-                webhook_secret: "whsec".into(),
-                api_base: "http://127.0.0.1:9".into(),
-                product_name: "Tollgate credits".into(),
-            })
-            .unwrap(),
-        ))
-    })
+    let down = TestApp::with_payments(Arc::new(
+        tollgate_integrations::payments::Stripe::new(tollgate_integrations::payments::StripeConfig {
+            secret_key: "sk".into(),
+            webhook_secret: "whsec".into(),
+            api_base: "http://127.0.0.1:9".into(),
+            product_name: "Tollgate credits".into(),
+        })
+        .unwrap(),
+    ))
     .await;
     let bob = down.user("bob@example.com").await;
     let r = down.post("/api/v1/billing/checkout", json!({"amount": "25"}), &bob.caller()).await;

@@ -16,22 +16,11 @@ use common::{Caller, TestApp, TestUser};
 use fake_stripe::{FakeStripe, IntentAnswer, WEBHOOK_SECRET, event, signature};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tollgate_api::ApiConfig;
 use tollgate_api::tasks::{Watched, watch_billing};
 use tollgate_domain::Nanos;
-use tollgate_integrations::payments::LocalPayments;
 use tollgate_store::ledger::{AccountKind, NewTransfer, PLATFORM};
 
-const PUBLIC: &str = "https://tollgate.test";
 const DOLLAR: i64 = 1_000_000_000;
-
-fn config() -> ApiConfig {
-    ApiConfig { public_url: PUBLIC.into(), ..ApiConfig::default() }
-}
-
-async fn local_app() -> TestApp {
-    TestApp::with_state(config(), |s| s.with_payments(Arc::new(LocalPayments::new(PUBLIC).unwrap()))).await
-}
 
 /// Moves `dollars` between an org's credits and the platform: with `spend`, from the
 /// credits to platform revenue (as calls would); otherwise from grants into the credits.
@@ -121,7 +110,7 @@ fn watched(low_balances: usize, recharges: usize) -> Watched {
 
 #[tokio::test]
 async fn auto_recharge_with_the_local_provider_fires_once_per_crossing() {
-    let app = local_app().await;
+    let app = TestApp::with_local_payments().await;
     let ada = app.user("ada@example.com").await;
     let me = ada.caller();
     buy_locally(&app, &me, "25").await;
@@ -168,7 +157,7 @@ async fn auto_recharge_with_the_local_provider_fires_once_per_crossing() {
 
 #[tokio::test]
 async fn a_recharge_without_a_card_fails_once_and_tells_only_owners_and_admins() {
-    let app = local_app().await;
+    let app = TestApp::with_local_payments().await;
     let owner = app.user("owner@example.com").await;
     let team = app.team(&owner, "Acme").await;
     let admin = app.join(&owner, &team, "admin@example.com", "admin").await;
@@ -209,7 +198,7 @@ async fn a_recharge_without_a_card_fails_once_and_tells_only_owners_and_admins()
 
 #[tokio::test]
 async fn the_monthly_limit_pauses_auto_recharge_until_next_month() {
-    let app = local_app().await;
+    let app = TestApp::with_local_payments().await;
     let ada = app.user("ada@example.com").await;
     let me = ada.caller();
     buy_locally(&app, &me, "5").await;
@@ -267,7 +256,7 @@ fn intent(kind: &str, id: &str, payment: &str, org: &str, cents: i64) -> String 
 async fn stripe_auto_recharge_charges_the_saved_card_off_session_and_ends_as_stripe_says() {
     let fake = FakeStripe::start().await;
     let provider = fake.provider();
-    let app = TestApp::with_state(config(), move |s| s.with_payments(Arc::new(provider))).await;
+    let app = TestApp::with_payments(Arc::new(provider)).await;
     let ada = app.user("ada@example.com").await;
     let me = ada.caller();
     // A purchase saves the card (customer from the session, card from its intent).

@@ -7,10 +7,15 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tollgate_api::{ApiConfig, AppState};
 use tollgate_domain::secret::Sealer;
+use tollgate_integrations::payments::{LocalPayments, PaymentProvider};
 use tollgate_store::testing::TestStore;
 use tower::ServiceExt;
+
+/// Where the apps that take payments say they are served (checkout and return links).
+pub const PUBLIC_URL: &str = "https://tollgate.test";
 
 /// A running API over a fresh store.
 pub struct TestApp {
@@ -220,6 +225,17 @@ impl TestApp {
         let state = shape(AppState::new(store.store.clone(), config, sealer));
         let router = tollgate_api::router(state.clone());
         TestApp { store, state, router }
+    }
+
+    /// A running API at [`PUBLIC_URL`] whose payments go to `provider`.
+    pub async fn with_payments(provider: Arc<dyn PaymentProvider>) -> TestApp {
+        let config = ApiConfig { public_url: PUBLIC_URL.into(), ..ApiConfig::default() };
+        TestApp::with_state(config, move |s| s.with_payments(provider)).await
+    }
+
+    /// A running API at [`PUBLIC_URL`] taking test payments with the local provider.
+    pub async fn with_local_payments() -> TestApp {
+        TestApp::with_payments(Arc::new(LocalPayments::new(PUBLIC_URL).unwrap())).await
     }
 
     /// Creates a team owned by `owner`; returns its id.
