@@ -74,19 +74,17 @@ async fn bodies(app: &TestApp, user: &TestUser) -> Vec<String> {
     list.as_array().unwrap().iter().map(|n| n["body"].as_str().unwrap().to_string()).collect()
 }
 
-/// The memo and amount of the org's two newest transactions, the recharge first: a spend
-/// and the recharge the watcher makes right after it can share a millisecond, and the
-/// history orders transactions of one millisecond by id.
+/// The memo and amount of the org's two newest transactions, newest first (a spend and the
+/// recharge the watcher makes right after it often share a millisecond: they are listed in
+/// the order they were made).
 async fn newest_two(app: &TestApp, who: &Caller) -> Vec<(String, String)> {
     let history = app.get("/api/v1/billing/transactions?per_page=2", who).await.body;
-    let mut two: Vec<(String, String)> = history["transactions"]
+    history["transactions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| (t["memo"].as_str().unwrap().to_string(), t["amount"].as_str().unwrap().to_string()))
-        .collect();
-    two.sort_by_key(|(memo, _)| !memo.starts_with("Auto-recharge"));
-    two
+        .collect()
 }
 
 async fn set_recharge(app: &TestApp, who: &Caller, settings: Value) {

@@ -16,7 +16,7 @@ use crate::{Result, Store, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use tollgate_domain::Nanos;
-use tollgate_domain::secret::new_id;
+use tollgate_domain::secret::{new_id, ordered_id};
 use tollgate_domain::time::now_ms;
 
 /// The kinds of ledger account.
@@ -250,8 +250,8 @@ async fn insert_transfer(conn: &mut AnyConnection, t: &NewTransfer<'_>, hold_id:
     if t.debit_account_id == t.credit_account_id {
         return Err(StoreError::Conflict("a transfer needs two different accounts".into()));
     }
-    let id = new_id("tr")?;
     let now = now_ms();
+    let id = ordered_id("tr");
     let inserted = sqlx::query(
         "INSERT INTO ledger_transfers (id, idempotency_key, debit_account_id, credit_account_id, amount, kind, memo, hold_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",

@@ -1069,3 +1069,18 @@ async fn a_transfer_that_would_overflow_a_balance_is_refused_and_changes_nothing
     pay(&store, "spend", &org, &publisher, CENT, false).await.unwrap();
     assert_eq!(balance(&store, &org).await, (i64::MAX - CENT, 0));
 }
+
+#[tokio::test]
+async fn transfers_made_within_one_millisecond_are_listed_in_the_order_they_were_made() {
+    let ts = TestStore::new().await.unwrap();
+    let store = ts.store.clone();
+    let org = funded_org(&store, "org_order", DOLLAR).await;
+    let publisher = account(&store, AccountKind::PublisherEarnings, "pub_order").await;
+    // Amounts 1, 2, …, 40 nanos, one after another: many share a millisecond.
+    for n in 1..=40 {
+        pay(&store, &format!("order:{n}"), &org, &publisher, n, false).await.unwrap();
+    }
+    let listed: Vec<i64> =
+        store.account_transfers(&publisher, 100, 0).await.unwrap().iter().map(|t| t.amount.0).collect();
+    assert_eq!(listed, (1..=40).rev().collect::<Vec<i64>>(), "newest first, in the order made");
+}
