@@ -9,22 +9,8 @@
 use crate::row::{flag, get};
 use crate::{Result, Store};
 use sqlx::AnyConnection;
-use std::sync::atomic::{AtomicI64, Ordering};
-use tollgate_domain::secret::new_id;
+use tollgate_domain::secret::ordered_id;
 use tollgate_domain::time::now_ms;
-
-/// The time a notification is sent at: now, but always later than the one this process
-/// sent before, so a person's list (newest first, by time) keeps the order in which they
-/// were sent even when several go out within one millisecond (a low balance and the
-/// auto-recharge it starts, say). A burst moves times forward by a millisecond each.
-pub(crate) fn sent_at() -> i64 {
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let now = now_ms();
-    let previous = LAST
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
-        .unwrap_or_else(|last| last);
-    now.max(previous + 1)
-}
 
 /// A notification to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +88,7 @@ async fn recipients(conn: &mut AnyConnection, audience: &Audience) -> Result<Vec
 /// Sends `notice` to `audience` inside the caller's transaction; returns how many people
 /// got it (those who had it already are skipped).
 pub(crate) async fn notify_in(conn: &mut AnyConnection, audience: &Audience, notice: &Notice) -> Result<usize> {
-    let now = sent_at();
+    let now = now_ms();
     let mut sent = 0;
     for user_id in recipients(conn, audience).await? {
         let done = sqlx::query(
@@ -112,7 +98,7 @@ pub(crate) async fn notify_in(conn: &mut AnyConnection, audience: &Audience, not
              FROM users u WHERE u.id = $9 \
              ON CONFLICT DO NOTHING",
         )
-        .bind(new_id("ntf")?)
+        .bind(ordered_id("ntf"))
         .bind(&notice.kind)
         .bind(&notice.title)
         .bind(&notice.body)
@@ -188,18 +174,5 @@ impl Store {
             .execute(&self.write)
             .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sent_at;
-
-    #[test]
-    fn notices_sent_in_one_millisecond_still_have_increasing_times() {
-        let times: Vec<i64> = (0..1000).map(|_| sent_at()).collect();
-        assert!(times.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
-        // A burst runs ahead of the clock by at most its length.
-        assert!(times[999] - tollgate_domain::time::now_ms() <= 1000);
     }
 }

@@ -8,7 +8,7 @@ use crate::{Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use tollgate_domain::Nanos;
 use tollgate_domain::catalog::Role;
-use tollgate_domain::secret::new_id;
+use tollgate_domain::secret::{new_id, ordered_id};
 use tollgate_domain::time::now_ms;
 
 /// An org: a user's personal one or a team.
@@ -410,22 +410,23 @@ impl Store {
     /// Adds a notification for a user.
     pub async fn notify(&self, user_id: &str, kind: &str, title: &str, body: &str, link: Option<&str>) -> Result<()> {
         sqlx::query("INSERT INTO notifications (id, user_id, kind, title, body, link, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(new_id("ntf")?)
+            .bind(ordered_id("ntf"))
             .bind(user_id)
             .bind(kind)
             .bind(title)
             .bind(body)
             .bind(link)
-            .bind(crate::notices::sent_at())
+            .bind(now_ms())
             .execute(&self.write)
             .await?;
         Ok(())
     }
 
-    /// A user's notifications, newest first.
+    /// A user's notifications, newest first (those of one millisecond in the order they
+    /// were sent: their ids are ordered).
     pub async fn notifications(&self, user_id: &str, limit: i64) -> Result<Vec<Notification>> {
         let rows = sqlx::query(
-            "SELECT id, kind, title, body, link, read_at, created_at FROM notifications WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+            "SELECT id, kind, title, body, link, read_at, created_at FROM notifications WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
         )
         .bind(user_id)
         .bind(limit)

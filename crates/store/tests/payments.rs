@@ -379,3 +379,28 @@ async fn auto_recharge_saved_before_payments_existed_is_carried_over() {
         base.drop_schema_for_tests(&schema).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn notifications_sent_within_one_millisecond_are_listed_in_the_order_they_were_sent() {
+    let ts = TestStore::new().await.unwrap();
+    let store = ts.store.clone();
+    let (ada, _) = store.create_user("ada@example.com", "Ada", "x", Nanos(0)).await.unwrap();
+    // Forty one after another, both ways of sending one: many share a millisecond.
+    for n in 1..=40 {
+        if n % 2 == 0 {
+            store.notify(&ada.id, "test", &format!("notice {n}"), "", None).await.unwrap();
+        } else {
+            let notice = Notice {
+                kind: "test".into(),
+                title: format!("notice {n}"),
+                body: String::new(),
+                link: None,
+                event_key: format!("test:{n}"),
+                email: false,
+            };
+            store.notify_audience(&Audience::User(ada.id.clone()), &notice).await.unwrap();
+        }
+    }
+    let expected: Vec<String> = (1..=40).rev().map(|n| format!("notice {n}")).collect();
+    assert_eq!(notifications(&store, &ada.id).await, expected, "newest first, in the order sent");
+}
